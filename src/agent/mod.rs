@@ -1,0 +1,136 @@
+//! The agent: serves actions from its catalog to trusted dispatchers. This
+//! file owns the shared agent state (config, catalog, trust, running
+//! requests) and its atomic reload; `server` accepts mTLS connections,
+//! `session` serves one connection, `builtins` answers the built-in actions.
+
+pub mod builtins;
+pub mod config;
+pub mod server;
+pub mod session;
+pub mod trust;
+
+use crate::exec::Catalog;
+pub use config::AgentConfig;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::sync::watch;
+pub use trust::Trust;
+
+/// A request that is running, for `cancel` and duplicate checks.
+struct Running {
+    dispatcher: String,
+    cancel: watch::Sender<bool>,
+}
+
+pub struct Agent {
+    pub cfg: AgentConfig,
+    catalog: RwLock<Arc<Catalog>>,
+    trust: RwLock<Arc<Trust>>,
+    running: Mutex<HashMap<String, Running>>,
+    active: AtomicU32,
+    pub started: Instant,
+}
+
+impl Agent {
+    /// Load catalog and trust; any error here stops start-up.
+    pub fn new(cfg: AgentConfig) -> Result<Agent, String> {
+        let catalog = load_catalog(&cfg)?;
+        let trust = Trust::load(&cfg.state_dir)?;
+        Ok(Agent {
+            cfg,
+            catalog: RwLock::new(Arc::new(catalog)),
+            trust: RwLock::new(Arc::new(trust)),
+            running: Mutex::new(HashMap::new()),
+            active: AtomicU32::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    pub fn trust(&self) -> Arc<Trust> {
+        self.trust.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Re-read the allowlist, run dirs, trusted map and revoked serials.
+    /// Each part is replaced only if it loads whole; on error the old part
+    /// stays and the error is returned for the log.
+    pub fn reload(&self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        match load_catalog(&self.cfg) {
+            Ok(c) => {
+                if let Ok(mut slot) = self.catalog.write() {
+                    *slot = Arc::new(c);
+                }
+            }
+            Err(e) => errors.push(format!("kept the previous catalog: {e}")),
+        }
+        match Trust::load(&self.cfg.state_dir) {
+            Ok(t) => {
+                if let Ok(mut slot) = self.trust.write() {
+                    *slot = Arc::new(t);
+                }
+            }
+            Err(e) => errors.push(format!("kept the previous trust files: {e}")),
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
+    /// Take a run slot; `None` when `max_concurrent` are running.
+    fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
+        let max = self.cfg.max_concurrent;
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+
+    /// Register a running request; false if the id is already running.
+    fn register(&self, request_id: &str, dispatcher: &str, cancel: watch::Sender<bool>) -> bool {
+        let Ok(mut map) = self.running.lock() else { return false };
+        if map.contains_key(request_id) {
+            return false;
+        }
+        map.insert(request_id.into(), Running { dispatcher: dispatcher.into(), cancel });
+        true
+    }
+
+    fn unregister(&self, request_id: &str) {
+        if let Ok(mut map) = self.running.lock() {
+            map.remove(request_id);
+        }
+    }
+
+    /// Cancel a running request owned by `dispatcher`.
+    pub fn cancel(&self, request_id: &str, dispatcher: &str) -> bool {
+        let Ok(map) = self.running.lock() else { return false };
+        match map.get(request_id) {
+            Some(r) if r.dispatcher == dispatcher => {
+                let _ = r.cancel.send(true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+/// A held run slot, released on drop.
+struct Slot(Arc<Agent>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn load_catalog(cfg: &AgentConfig) -> Result<Catalog, String> {
+    Catalog::load(cfg.allowlist.as_deref(), &cfg.run_dirs).map_err(|e| e.to_string())
+}

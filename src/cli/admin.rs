@@ -1,0 +1,89 @@
+//! Administrative commands: the CA, serving an agent, the registry.
+
+use super::{AgentsCmd, CaCmd};
+use crate::agent::{server, Agent, AgentConfig};
+use crate::dispatch::registry;
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn ca(state: &Path, cmd: CaCmd) -> Result<u8> {
+    match cmd {
+        CaCmd::Init { id } => {
+            let id = id.unwrap_or_else(hostname);
+            let me = crate::pki::init_ca(state, &id, crate::pki::DEFAULT_CERT_DAYS)?;
+            println!("created CA and dispatcher {:?} (serial {}) in {}", me.id, me.serial, state.display());
+        }
+        CaCmd::IssueAgent { name, addr, tags, out } => {
+            let e = crate::enroll::issue_agent_dir(state, &name, &addr, &tags, &out).map_err(|e| anyhow!(e))?;
+            println!(
+                "issued {} (serial {}) into {}; registered at {}\nstart it with: muster agent serve --config {}",
+                e.name,
+                e.serial,
+                out.display(),
+                e.addr,
+                out.join("agent.toml").display()
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "dispatcher".into())
+}
+
+pub fn agent_serve(config: &Path) -> Result<u8> {
+    let cfg = AgentConfig::load(config)?;
+    let agent = Arc::new(Agent::new(cfg).map_err(|e| anyhow!(e))?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(server::run(agent)).map_err(|e| anyhow!(e))?;
+    Ok(0)
+}
+
+pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
+    match cmd {
+        AgentsCmd::List { json } => {
+            let (entries, bad) = registry::load_all(state);
+            for b in bad {
+                eprintln!("muster: {b}");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in entries {
+                    println!("{}\t{}\t{}\t{}", e.name, e.addr, e.tags.join(","), e.not_after);
+                }
+            }
+        }
+        AgentsCmd::Show { name } => match registry::load(state, &name).map_err(|e| anyhow!(e))? {
+            Some(e) => println!("{}", serde_json::to_string_pretty(&e)?),
+            None => bail!("no agent {name:?} in the registry ({})", registry::dir(state).display()),
+        },
+        AgentsCmd::Edit { name, addr, tags } => {
+            let mut e = registry::load(state, &name)
+                .map_err(|e| anyhow!(e))?
+                .ok_or_else(|| anyhow!("no agent {name:?} in the registry"))?;
+            if let Some(a) = addr {
+                e.addr = a;
+            }
+            if let Some(t) = tags {
+                e.tags = t;
+            }
+            registry::save(state, &e)?;
+        }
+        AgentsCmd::Remove { name } => {
+            if !registry::remove(state, &name)? {
+                bail!("no agent {name:?} in the registry");
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,170 @@
+//! The command line: clap definitions and the dispatch to each role. Each
+//! handler returns the process exit status; errors become one clear line on
+//! stderr and exit 1.
+
+mod admin;
+mod run;
+pub use run::{request_id, tls_carrier};
+
+use crate::dispatch::output::Mode;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "muster", version, about = "Run named actions on many hosts at once, securely")]
+pub struct Cli {
+    /// Dispatcher state directory (default: $MUSTER_STATE, /var/lib/muster as root, else the XDG state dir)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// A throwaway CA and N local agents, one sample run across them, then everything removed
+    Demo {
+        #[arg(long, default_value_t = 5)]
+        agents: u16,
+    },
+    /// Certificate authority
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Run an agent
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// Run an action on many agents
+    Run(RunArgs),
+    /// Reachability and round-trip time per agent
+    Ping {
+        /// `all`, or names and node sets: web[01-20],db1
+        targets: String,
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        #[arg(long)]
+        fanout: Option<usize>,
+    },
+    /// The agent registry
+    #[command(subcommand)]
+    Agents(AgentsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Create the CA and this dispatcher's identity in the state dir
+    Init {
+        /// Dispatcher id (default: the host name)
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Issue an agent's key and certificate into DIR and register it
+    IssueAgent {
+        name: String,
+        /// Address the dispatcher dials: HOST:PORT
+        #[arg(long)]
+        addr: String,
+        #[arg(long, value_delimiter = ',')]
+        tags: Vec<String>,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCmd {
+    /// Serve actions over mutual TLS
+    Serve {
+        #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentsCmd {
+    /// One line per registered agent
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one registry entry
+    Show { name: String },
+    /// Change an entry's address or tags
+    Edit {
+        name: String,
+        #[arg(long)]
+        addr: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        tags: Option<Vec<String>>,
+    },
+    /// Remove an entry
+    Remove { name: String },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// `all`, or names and node sets: web[01-20],db1
+    pub targets: String,
+    /// Keep agents that carry every one of these tags
+    #[arg(long, value_delimiter = ',')]
+    pub tags: Vec<String>,
+    /// Agents running at once (sliding window); default 64
+    #[arg(long)]
+    pub fanout: Option<usize>,
+    /// Stop starting new targets after this many failures
+    #[arg(long)]
+    pub max_errors: Option<usize>,
+    /// Seconds each target may run
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// live (default on a terminal), grouped (default otherwise) or json
+    #[arg(long, value_enum)]
+    pub output: Option<Mode>,
+    /// Accepted on every carrier; over mTLS an unreachable target always adds +2
+    #[arg(long)]
+    pub fail_missing: bool,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Passed to hooks and scripts (masked in logs); default $MUSTER_TOKEN
+    #[arg(long)]
+    pub token: Option<String>,
+    /// The action, then its arguments
+    #[arg(last = true, required = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+/// Parse the command line, run it, return the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Run(_) | Command::Ping { .. } | Command::Demo { .. });
+    init_logging(if quiet { tracing::Level::WARN } else { tracing::Level::INFO });
+    let state = crate::state::dispatcher_dir(cli.state_dir.clone());
+    let result = match cli.command {
+        Command::Demo { agents } => crate::demo::run(agents),
+        Command::Ca(c) => admin::ca(&state, c),
+        Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
+        Command::Run(args) => run::run(&state, args),
+        Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
+        Command::Agents(c) => admin::agents(&state, c),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("muster: {e:#}");
+            ExitCode::from(crate::dispatch::outcome::EXIT_SETUP)
+        }
+    }
+}
+
+fn init_logging(default: tracing::Level) {
+    let level = std::env::var("MUSTER_LOG")
+        .ok()
+        .and_then(|v| v.parse::<tracing::Level>().ok())
+        .unwrap_or(default);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}

@@ -1,0 +1,408 @@
+//! Node-set syntax in the style of ClusterShell's `nodeset` and `clubak -b`.
+//! This module owns two pure string transformations: [`expand`] turns a
+//! compact host pattern such as `web[01-20],db[3,5-6]` into the host names it
+//! denotes, and [`fold`] turns a list of names back into that compact form for
+//! display. There is no I/O here: no DNS, no inventory or `@group` lookup, no
+//! check that a host exists; callers decide what the names mean.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Most names one spec may expand to, counted before duplicates are removed.
+const MAX_NAMES: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NodeSetError {
+    #[error("empty node set; expected names such as \"web[01-20],db1\"")]
+    Empty,
+    #[error("empty element in {spec:?} (stray comma); separate names with single commas")]
+    EmptyElement { spec: String },
+    #[error("unclosed '[' in {element:?}; write ranges as name[01-20]")]
+    Unclosed { element: String },
+    #[error("unmatched ']' in {element:?}; write ranges as name[01-20]")]
+    Unmatched { element: String },
+    #[error("nested '[' in {element:?}; brackets cannot nest, write r[1-2]n[1-4]")]
+    Nested { element: String },
+    #[error("empty brackets in {element:?}; put numbers or ranges inside, as in name[1-4]")]
+    EmptyBrackets { element: String },
+    #[error("empty range item in {element:?}; write ranges as name[1,3-5]")]
+    EmptyRange { element: String },
+    #[error("range bound {bound:?} in {element:?} is not a number; write name[01-20]")]
+    NotNumeric { element: String, bound: String },
+    #[error(
+        "number {bound:?} in {element:?} is too large; the largest is {}",
+        u64::MAX
+    )]
+    TooLarge { element: String, bound: String },
+    #[error("range {range:?} in {element:?} runs downwards; write the lower bound first")]
+    Descending { element: String, range: String },
+    #[error("{spec:?} expands to more than {MAX_NAMES} names; split it into smaller node sets")]
+    TooMany { spec: String },
+    #[error("whitespace inside {element:?}; separate node names with commas")]
+    Whitespace { element: String },
+}
+
+/// One inclusive numeric range inside brackets; `width` 0 means unpadded.
+struct Range {
+    lo: u64,
+    hi: u64,
+    width: usize,
+}
+
+enum Part {
+    Literal(String),
+    Group(Vec<Range>),
+}
+
+/// Expand "web[01-20],db1,db[3,5-6]" into names in the given order,
+/// duplicates removed (first occurrence kept).
+///
+/// Zero padding is kept: "web[08-10]" -> web08, web09, web10. Width is the
+/// width of the lower bound when it has a leading zero ("[1-10]" -> 1..10
+/// unpadded; "[01-10]" -> 01..10); numbers wider than that are not cut.
+/// Several bracket groups in one element give the cartesian product
+/// ("r[1-2]n[1-2]" -> r1n1, r1n2, r2n1, r2n2), first group outermost.
+///
+/// Errors: empty element (",,", leading/trailing comma), unclosed/unbalanced
+/// brackets, nested brackets, empty brackets, non-numeric bounds, lower >
+/// upper, a spec producing more than 100_000 names in total (counted before
+/// duplicates are removed), whitespace inside a name. Whitespace around
+/// elements is trimmed. The input "" (or only whitespace) is an error.
+pub fn expand(spec: &str) -> Result<Vec<String>, NodeSetError> {
+    if spec.trim().is_empty() {
+        return Err(NodeSetError::Empty);
+    }
+    let mut elements = Vec::new();
+    let mut total: u64 = 0;
+    for raw in split_top_level(spec) {
+        let element = raw.trim();
+        if element.is_empty() {
+            return Err(NodeSetError::EmptyElement { spec: spec.into() });
+        }
+        let parts = parse_element(element)?;
+        let count = parts.iter().fold(1u64, |acc, part| match part {
+            Part::Literal(_) => acc,
+            Part::Group(ranges) => acc.saturating_mul(ranges.iter().fold(0u64, |n, r| {
+                n.saturating_add((r.hi - r.lo).saturating_add(1))
+            })),
+        });
+        total = total.saturating_add(count);
+        if total > MAX_NAMES {
+            return Err(NodeSetError::TooMany { spec: spec.into() });
+        }
+        elements.push(parts);
+    }
+    let mut seen = HashSet::new();
+    let names = elements.iter().flat_map(|parts| generate(parts));
+    Ok(names.filter(|name| seen.insert(name.clone())).collect())
+}
+
+/// Split on commas that are not inside brackets; bracket errors are left to
+/// [`parse_element`] so they can name the element they occur in.
+fn split_top_level(spec: &str) -> Vec<&str> {
+    let (mut depth, mut start, mut out) = (0usize, 0, Vec::new());
+    for (i, c) in spec.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&spec[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&spec[start..]);
+    out
+}
+
+fn parse_element(element: &str) -> Result<Vec<Part>, NodeSetError> {
+    let el = || element.to_string();
+    if element.chars().any(char::is_whitespace) {
+        return Err(NodeSetError::Whitespace { element: el() });
+    }
+    let mut parts = Vec::new();
+    let mut rest = element;
+    while !rest.is_empty() {
+        let Some(open) = rest.find(['[', ']']) else {
+            parts.push(Part::Literal(rest.into()));
+            break;
+        };
+        if rest[open..].starts_with(']') {
+            return Err(NodeSetError::Unmatched { element: el() });
+        }
+        if open > 0 {
+            parts.push(Part::Literal(rest[..open].into()));
+        }
+        let body = &rest[open + 1..];
+        let close = body
+            .find(['[', ']'])
+            .ok_or_else(|| NodeSetError::Unclosed { element: el() })?;
+        if body[close..].starts_with('[') {
+            return Err(NodeSetError::Nested { element: el() });
+        }
+        parts.push(Part::Group(parse_ranges(&body[..close], element)?));
+        rest = &body[close + 1..];
+    }
+    Ok(parts)
+}
+
+fn parse_ranges(body: &str, element: &str) -> Result<Vec<Range>, NodeSetError> {
+    use NodeSetError as E;
+    let el = || element.to_string();
+    if body.is_empty() {
+        return Err(E::EmptyBrackets { element: el() });
+    }
+    let number = |text: &str| {
+        let (element, bound) = (el(), text.to_string());
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(E::NotNumeric { element, bound });
+        }
+        text.parse::<u64>()
+            .map_err(|_| E::TooLarge { element, bound })
+    };
+    let mut ranges = Vec::new();
+    for item in body.split(',') {
+        if item.is_empty() {
+            return Err(E::EmptyRange { element: el() });
+        }
+        let (lo_text, hi_text) = item.split_once('-').unwrap_or((item, item));
+        let (lo, hi) = (number(lo_text)?, number(hi_text)?);
+        if lo > hi {
+            let (element, range) = (el(), item.to_string());
+            return Err(E::Descending { element, range });
+        }
+        let width = pad_width(lo_text);
+        ranges.push(Range { lo, hi, width });
+    }
+    Ok(ranges)
+}
+
+/// The zero-padded width of a digit string, 0 when it has no leading zero.
+fn pad_width(digits: &str) -> usize {
+    if digits.len() > 1 && digits.starts_with('0') {
+        digits.len()
+    } else {
+        0
+    }
+}
+
+/// Cartesian product of the parts, first bracket group outermost.
+fn generate(parts: &[Part]) -> Vec<String> {
+    let mut names = vec![String::new()];
+    for part in parts {
+        let alternatives: Vec<String> = match part {
+            Part::Literal(text) => vec![text.clone()],
+            Part::Group(ranges) => ranges
+                .iter()
+                .flat_map(|r| (r.lo..=r.hi).map(move |n| format!("{n:0w$}", w = r.width)))
+                .collect(),
+        };
+        names = names
+            .iter()
+            .flat_map(|head| alternatives.iter().map(move |alt| format!("{head}{alt}")))
+            .collect();
+    }
+    names
+}
+
+/// How the numbers of one folded group are written.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    /// No numeric field (or one too large for u64): written as is.
+    Plain,
+    /// No leading zeros; widths may differ ("web[9-10]").
+    Natural,
+    /// Zero-padded to this many digits ("web[09-10]").
+    Fixed(usize),
+}
+
+/// Split a name around its trailing-most run of ASCII digits:
+/// (prefix, digits, suffix, value). None without digits or if they overflow.
+fn split_number(name: &str) -> Option<(&str, &str, &str, u64)> {
+    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let head = name[..end].trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &name[head.len()..end];
+    Some((head, digits, &name[end..], digits.parse().ok()?))
+}
+
+/// Fold names back into the compact form, as clubak -b / nodeset -f do:
+/// names that share a prefix and suffix around one trailing-most numeric
+/// field are grouped, numbers sorted, consecutive runs of equal width written
+/// as a-b, e.g. ["web01","web02","web03","web05","db1"] -> "db1,web[01-03,05]".
+///
+/// Single-member groups are written plainly ("web05" not "web[05]"). Names
+/// without digits (or with a number too large for u64) are kept as they are.
+/// Output groups are sorted by (prefix, suffix). Different widths ("web9",
+/// "web10") are grouped as "web[9-10]" only if neither has a leading zero;
+/// "web09","web10" -> "web[09-10]" (same width 2). Mixed like "n1","n01" stay
+/// separate entries ("n1,n01"). Empty names and duplicates are dropped, so an
+/// empty list folds to "". Names are assumed to be valid node names (no
+/// whitespace, commas or brackets); `expand(&fold(names))` gives them back.
+pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
+    use Class::{Fixed, Natural, Plain};
+    // A number without leading zero joins the zero-padded group of its width.
+    let padded: HashSet<(&str, &str, usize)> = names
+        .iter()
+        .filter_map(|name| split_number(name.as_ref()))
+        .map(|(prefix, digits, suffix, _)| (prefix, suffix, pad_width(digits)))
+        .collect();
+    let mut groups: BTreeMap<(&str, &str, Class), BTreeSet<u64>> = BTreeMap::new();
+    for name in names.iter().map(AsRef::as_ref).filter(|n| !n.is_empty()) {
+        let (key, value) = match split_number(name) {
+            None => ((name, "", Plain), 0),
+            Some((p, d, s, v)) if padded.contains(&(p, s, d.len())) => ((p, s, Fixed(d.len())), v),
+            Some((p, _, s, v)) => ((p, s, Natural), v),
+        };
+        groups.entry(key).or_default().insert(value);
+    }
+    let folded: Vec<String> = groups
+        .iter()
+        .map(|(&(prefix, suffix, class), values)| {
+            let run = runs(values, if let Fixed(w) = class { w } else { 0 });
+            match class {
+                Plain => prefix.to_string(),
+                _ if values.len() == 1 => format!("{prefix}{run}{suffix}"),
+                _ => format!("{prefix}[{run}]{suffix}"),
+            }
+        })
+        .collect();
+    folded.join(",")
+}
+
+/// "1-3,5" for {1,2,3,5}, each number zero-padded to `w` digits.
+fn runs(values: &BTreeSet<u64>, w: usize) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut iter = values.iter().copied().peekable();
+    while let Some(lo) = iter.next() {
+        let mut hi = lo;
+        while iter.next_if(|&n| Some(n) == hi.checked_add(1)).is_some() {
+            hi += 1;
+        }
+        out.push(if lo == hi {
+            format!("{lo:0w$}")
+        } else {
+            format!("{lo:0w$}-{hi:0w$}")
+        });
+    }
+    out.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ok(spec: &str) -> Vec<String> {
+        expand(spec).unwrap()
+    }
+
+    #[test]
+    fn expands_examples() {
+        let names = ok("web[01-20],db1,db[3,5-6]");
+        assert_eq!(names.len(), 24);
+        assert_eq!((names[0].as_str(), names[19].as_str()), ("web01", "web20"));
+        assert_eq!(names[20..], ["db1", "db3", "db5", "db6"]);
+        assert_eq!(ok("web[08-10]"), ["web08", "web09", "web10"]);
+        assert_eq!(ok("n[1-10]")[8..], ["n9", "n10"]);
+        assert_eq!(ok("n[01-10]")[8..], ["n09", "n10"]);
+        assert_eq!(ok("n[08-100]")[90..], ["n98", "n99", "n100"]);
+        assert_eq!(ok("r[1-2]n[1-2]"), ["r1n1", "r1n2", "r2n1", "r2n2"]);
+        assert_eq!(ok("n2,n[1-3],n2"), ["n2", "n1", "n3"]);
+        assert_eq!(ok(" web1 ,\tdb2 "), ["web1", "db2"]);
+        assert_eq!(ok("[0-1]-ib,rack1-n[05]"), ["0-ib", "1-ib", "rack1-n05"]);
+        assert_eq!(ok("n[1-100000]").len(), 100_000);
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        let cases = [
+            ("", "empty node set"),
+            ("  ", "empty node set"),
+            (",,", "empty element in \",,\""),
+            ("a,,b", "empty element in \"a,,b\""),
+            (",a", "empty element in \",a\""),
+            ("a, ", "empty element in \"a, \""),
+            ("web1],db", "unmatched ']' in \"web1]\""),
+            ("a[1]2]", "unmatched ']' in \"a[1]2]\""),
+            ("a[1[2]],b", "nested '[' in \"a[1[2]]\""),
+            ("web[]", "empty brackets in \"web[]\""),
+            ("w[1,,2]", "empty range item in \"w[1,,2]\""),
+            ("w[a-3]", "range bound \"a\" in \"w[a-3]\" is not"),
+            ("w[-3]", "range bound \"\" in \"w[-3]\" is not"),
+            ("w[+3]", "range bound \"+3\" in \"w[+3]\" is not"),
+            ("w[1-2-3]", "range bound \"2-3\" in \"w[1-2-3]\""),
+            ("w[99999999999999999999]", "number \"99999999999999999999\""),
+            ("web[5-3]", "range \"5-3\" in \"web[5-3]\" runs down"),
+            ("n[1-100001]", "\"n[1-100001]\" expands to more than"),
+            ("r[1-400]n[1-400]", "\"r[1-400]n[1-400]\" expands to"),
+            ("n[1-6],m[1-99999]", "\"n[1-6],m[1-99999]\" expands to"),
+            ("web 01", "whitespace inside \"web 01\""),
+            ("web[1, 2]", "whitespace inside \"web[1, 2]\""),
+        ];
+        for (spec, want) in cases {
+            let msg = expand(spec).unwrap_err().to_string();
+            assert!(msg.starts_with(want), "{spec:?} gave {msg:?}");
+        }
+        let msg = expand("x,web[01-03").unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "unclosed '[' in \"web[01-03\"; write ranges as name[01-20]"
+        );
+        assert!(expand("n[0-999999]")
+            .unwrap_err()
+            .to_string()
+            .contains("100000 names"));
+    }
+
+    fn folds(names: &str, want: &str) {
+        let names: Vec<&str> = names.split_whitespace().collect();
+        assert_eq!(fold(&names), want, "folding {names:?}");
+    }
+
+    #[test]
+    fn folds_examples() {
+        folds("web01 web02 web03 web05 db1", "db1,web[01-03,05]");
+        folds("web05", "web05");
+        folds("localhost web2 web1 web1", "localhost,web[1-2]");
+        folds("web9 web10", "web[9-10]");
+        folds("web09 web10", "web[09-10]");
+        folds("n1 n01", "n1,n01");
+        folds(
+            "n1-ib n2-ib rack1-n05 rack1-n06",
+            "n[1-2]-ib,rack1-n[05-06]",
+        );
+        folds(
+            "n99999999999999999999 n0 n1",
+            "n[0-1],n99999999999999999999",
+        );
+        folds("", "");
+    }
+
+    fn arb_name() -> impl Strategy<Value = String> {
+        let prefix = prop::sample::select(vec!["web", "db", "n", "rack1-n"]);
+        let suffix = prop::sample::select(vec!["", "", "-ib"]);
+        (prefix, 0u32..130, 0usize..4, suffix).prop_map(|(p, n, w, s)| format!("{p}{n:0w$}{s}"))
+    }
+
+    proptest! {
+        #[test]
+        fn expand_never_panics(spec in any::<String>()) {
+            let _ = expand(&spec);
+        }
+
+        #[test]
+        fn expand_never_panics_on_syntax(spec in "[a-z0-9\\[\\],\\-]{0,40}") {
+            let _ = expand(&spec);
+        }
+
+        #[test]
+        fn fold_then_expand_round_trips(names in prop::collection::vec(arb_name(), 1..40)) {
+            let folded = fold(&names);
+            let back = expand(&folded).unwrap();
+            let want: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+            prop_assert_eq!(back.len(), want.len(), "{}", folded);
+            prop_assert_eq!(back.iter().map(String::as_str).collect::<BTreeSet<_>>(), want);
+            prop_assert_eq!(fold(&back), folded);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Test fleet: a dispatcher state dir with a real CA and real agent
+//! processes (`muster agent serve`) on loopback addresses, driven through
+//! the real binary. Agents are killed (by the pid we started) on drop.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_muster");
+
+pub struct Agent {
+    pub name: String,
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    pub child: Option<Child>,
+}
+
+pub struct Fleet {
+    pub tmp: tempfile::TempDir,
+    pub state: PathBuf,
+    pub agents: Vec<Agent>,
+}
+
+fn rand_u8() -> u8 {
+    let mut b = [0u8; 1];
+    getrandom::getrandom(&mut b).unwrap();
+    b[0]
+}
+
+/// A free TCP address on a random 127.0.0.x.
+pub fn free_addr() -> SocketAddr {
+    let ip = format!("127.0.0.{}", 2 + rand_u8() % 250);
+    TcpListener::bind((ip.as_str(), 0)).unwrap().local_addr().unwrap()
+}
+
+pub fn write_script(path: &Path, body: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("dispatcher");
+        let f = Fleet { tmp, state, agents: Vec::new() };
+        let out = f.muster(&["ca", "init", "--id", "test-dispatcher"]);
+        assert!(out.status.success(), "ca init: {}", stderr(&out));
+        f
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.tmp.path().join(p)
+    }
+
+    /// Write a script under the fleet's scripts dir and return its path.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path("scripts").join(name);
+        write_script(&p, body);
+        p
+    }
+
+    /// Enroll an agent (not started) with these allowlist entries.
+    pub fn add(&mut self, name: &str, tags: &[&str], allow: &[(&str, &Path)]) -> usize {
+        let addr = free_addr();
+        let dir = self.path("agents").join(name);
+        let mut args = vec!["ca", "issue-agent", name, "--addr"];
+        let a = addr.to_string();
+        args.push(&a);
+        let t = tags.join(",");
+        if !tags.is_empty() {
+            args.extend(["--tags", &t]);
+        }
+        let d = dir.display().to_string();
+        args.extend(["--out", &d]);
+        let out = self.muster(&args);
+        assert!(out.status.success(), "issue-agent: {}", stderr(&out));
+        let conf: String = allow.iter().map(|(n, p)| format!("{n} = {}\n", p.display())).collect();
+        std::fs::write(dir.join("scripts.conf"), conf).unwrap();
+        self.agents.push(Agent { name: name.into(), dir, addr, child: None });
+        self.agents.len() - 1
+    }
+
+    /// Append lines to an agent's agent.toml before it starts.
+    pub fn configure(&self, i: usize, lines: &str) {
+        let p = self.agents[i].dir.join("agent.toml");
+        let mut t = std::fs::read_to_string(&p).unwrap();
+        t.push_str(lines);
+        t.push('\n');
+        std::fs::write(p, t).unwrap();
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let a = &mut self.agents[i];
+        let log = std::fs::File::create(a.dir.join("agent.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(["agent", "serve", "--config"])
+            .arg(a.dir.join("agent.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        a.child = Some(child);
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.agents.len() {
+            self.start(i);
+        }
+        for i in 0..self.agents.len() {
+            self.wait_listening(i);
+        }
+    }
+
+    pub fn wait_listening(&self, i: usize) {
+        let a = &self.agents[i];
+        let t0 = Instant::now();
+        while TcpStream::connect_timeout(&a.addr, Duration::from_millis(200)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(15), "agent {} never listened; log:\n{}", a.name, self.log(i));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.agents[i].dir.join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, i: usize, sig: i32) {
+        let pid = self.agents[i].child.as_ref().unwrap().id() as i32;
+        unsafe { libc::kill(pid, sig) };
+    }
+
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.agents[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn muster(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `muster run TARGETS OPTS -- ACTION ARGS`
+    pub fn run(&self, targets: &str, opts: &[&str], cmd: &[&str]) -> Output {
+        let mut args = vec!["run", targets];
+        args.extend_from_slice(opts);
+        args.push("--");
+        args.extend_from_slice(cmd);
+        self.muster(&args)
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for i in 0..self.agents.len() {
+            self.stop(i);
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// JSON events printed by `--output json`.
+pub fn events(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+}
+
+/// The end event of each target, by name.
+pub fn ends(o: &Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+    events(o)
+        .into_iter()
+        .filter(|e| e["event"] == "end")
+        .map(|e| (e["target"].as_str().unwrap().to_string(), e))
+        .collect()
+}
