@@ -9,7 +9,13 @@ use crate::{fsutil, pki};
 use std::path::Path;
 
 /// Issue `name`, write its files into `out`, register it at `addr`.
-pub fn issue_agent_dir(state: &Path, name: &str, addr: &str, tags: &[String], out: &Path) -> Result<AgentEntry, String> {
+pub fn issue_agent_dir(
+    state: &Path,
+    name: &str,
+    addr: &str,
+    tags: &[String],
+    out: &Path,
+) -> Result<AgentEntry, String> {
     crate::protocol::check_action_name(name).map_err(|e| e.to_string().replace("action name", "agent name"))?;
     if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
         return Err(format!("--addr {addr:?} must be HOST:PORT"));
@@ -19,7 +25,8 @@ pub fn issue_agent_dir(state: &Path, name: &str, addr: &str, tags: &[String], ou
     }
     let me = pki::load_dispatcher(state).map_err(|e| e.to_string())?;
     let cert = pki::issue_agent(state, name, pki::DEFAULT_CERT_DAYS).map_err(|e| e.to_string())?;
-    let ca = std::fs::read(state.join("ca").join("ca.crt")).map_err(|e| format!("cannot read the CA certificate: {e}"))?;
+    let ca =
+        std::fs::read(state.join("ca").join("ca.crt")).map_err(|e| format!("cannot read the CA certificate: {e}"))?;
     let io = |what: &str, e: std::io::Error| format!("cannot write {what} in {}: {e}", out.display());
     fsutil::write_secret(&out.join("agent.key"), cert.key_pem.as_bytes()).map_err(|e| io("agent.key", e))?;
     fsutil::write_public(&out.join("agent.crt"), cert.cert_pem.as_bytes()).map_err(|e| io("agent.crt", e))?;
@@ -32,10 +39,9 @@ pub fn issue_agent_dir(state: &Path, name: &str, addr: &str, tags: &[String], ou
     }
     if !out.join("agent.toml").exists() {
         let port = addr.rsplit(':').next().unwrap_or("7443");
-        let listen = if addr.parse::<std::net::SocketAddr>().is_ok() { addr.to_string() } else { format!("0.0.0.0:{port}") };
-        let toml = format!(
-            "name = {name:?}\nlisten = {listen:?}\nstate_dir = \".\"\ntags = {tags:?}\n",
-        );
+        let listen =
+            if addr.parse::<std::net::SocketAddr>().is_ok() { addr.to_string() } else { format!("0.0.0.0:{port}") };
+        let toml = format!("name = {name:?}\nlisten = {listen:?}\nstate_dir = \".\"\ntags = {tags:?}\n",);
         fsutil::write_public(&out.join("agent.toml"), toml.as_bytes()).map_err(|e| io("agent.toml", e))?;
     }
     let entry = AgentEntry {
@@ -51,7 +57,5 @@ pub fn issue_agent_dir(state: &Path, name: &str, addr: &str, tags: &[String], ou
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -47,7 +47,10 @@ fn max_overlap(log: &str) -> usize {
 fn fanout_two_never_runs_more_than_two() {
     let mut f = Fleet::new();
     let log = f.path("times.log");
-    let s = f.script("slow", &format!("echo start $(date +%s%N) >> {0}\nsleep 0.3\necho end $(date +%s%N) >> {0}", log.display()));
+    let s = f.script(
+        "slow",
+        &format!("echo start $(date +%s%N) >> {0}\nsleep 0.3\necho end $(date +%s%N) >> {0}", log.display()),
+    );
     for i in 0..10 {
         f.add(&format!("n{i}"), &[], &[("slow", &s)]);
     }
@@ -171,7 +174,11 @@ fn dispatcher_hook_exit_codes_and_timeout() {
     let hook = f.script("hook", &HOOK.replace("MODE", &mode.display().to_string()));
     let t = f.script("t", "echo ran");
     f.add("h1", &[], &[("t", &t)]);
-    std::fs::write(f.state.join("dispatcher.toml"), format!("hook = {:?}\nhook_timeout = 1\n", hook.display().to_string())).unwrap();
+    std::fs::write(
+        f.state.join("dispatcher.toml"),
+        format!("hook = {:?}\nhook_timeout = 1\n", hook.display().to_string()),
+    )
+    .unwrap();
     f.start_all();
     hook_cases(&f, &mode);
 }

@@ -9,20 +9,20 @@ fn fifty_agents_then_three_failing() {
     let mut f = Fleet::new();
     let marks = f.path("marks");
     std::fs::create_dir_all(&marks).unwrap();
-    let s = f.script("check", &format!("[ -e {}/fail-$MUSTER_AGENT ] && exit 7\necho ok $MUSTER_AGENT", marks.display()));
+    let s = f.script("check", &format!("[ -e {}/fail-$MUSTER_AGENT ] && exit 7\necho ok", marks.display()));
     for i in 1..=50 {
         f.add(&format!("web{i:02}"), &[], &[("check", &s)]);
     }
     f.start_all();
     let out = f.run("web[01-50]", &["--output", "json"], &["check"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let outputs: std::collections::BTreeSet<String> = events(&out)
+    let outputs: std::collections::BTreeMap<String, String> = events(&out)
         .into_iter()
         .filter(|e| e["event"] == "output")
-        .map(|e| e["text"].as_str().unwrap().to_string())
+        .map(|e| (e["target"].as_str().unwrap().to_string(), e["text"].as_str().unwrap().to_string()))
         .collect();
     assert_eq!(outputs.len(), 50, "{outputs:?}");
-    assert!(outputs.contains("ok web17\n"));
+    assert!(outputs.values().all(|t| t == "ok\n"), "{outputs:?}");
 
     for n in ["web03", "web20", "web44"] {
         std::fs::write(marks.join(format!("fail-{n}")), "").unwrap();
@@ -63,7 +63,10 @@ fn bad_action_names_are_refused_and_nothing_runs() {
     write_script(&run_dir.join("script.sh"), &format!("touch {}", marker.display()));
     let hook = f.script("hook", &format!("touch {}; exit 0", marker.display()));
     let i = f.add("a1", &[], &[("mark", &s)]);
-    f.configure(i, &format!("run_dirs = [{:?}]\nhook = {:?}", run_dir.display().to_string(), hook.display().to_string()));
+    f.configure(
+        i,
+        &format!("run_dirs = [{:?}]\nhook = {:?}", run_dir.display().to_string(), hook.display().to_string()),
+    );
     f.start_all();
     let long = "a".repeat(65);
     for bad in ["../etc/passwd", "foo;bar", "foo$(id)", "a b", "script.sh", "", long.as_str()] {
@@ -80,8 +83,18 @@ fn bad_action_names_are_refused_and_nothing_runs() {
         let carrier = muster::cli::tls_carrier(&f.state, &Default::default()).unwrap();
         let target = Target { name: "a1".into(), addr: f.agents[0].addr.to_string() };
         let mut s = carrier.open(&target).await.unwrap();
-        for (id, bad) in ["../etc/passwd", "foo;bar", "foo$(id)", "a b", "script.sh", "", long.as_str()].iter().enumerate() {
-            let run = Run { id: id as u64, request_id: format!("r{id}"), action: bad.to_string(), args: vec![], username: "t".into(), token: None, timeout_ms: None };
+        for (id, bad) in
+            ["../etc/passwd", "foo;bar", "foo$(id)", "a b", "script.sh", "", long.as_str()].iter().enumerate()
+        {
+            let run = Run {
+                id: id as u64,
+                request_id: format!("r{id}"),
+                action: bad.to_string(),
+                args: vec![],
+                username: "t".into(),
+                token: None,
+                timeout_ms: None,
+            };
             s.writer.write(&Message::Run(run)).await.unwrap();
             match s.reader.read().await.unwrap() {
                 Some(Message::Refused { reason: Refusal::BadName(_), .. }) => {}

@@ -42,16 +42,8 @@ fn info(agent: &Agent) -> serde_json::Value {
         .find_map(|l| l.strip_prefix("PRETTY_NAME="))
         .map(|s| s.trim_matches('"').to_string())
         .unwrap_or_else(|| std::env::consts::OS.to_string());
-    let uptime: f64 = read("/proc/uptime")
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0.0);
-    let load: Vec<f64> = read("/proc/loadavg")
-        .split_whitespace()
-        .take(3)
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let uptime: f64 = read("/proc/uptime").split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    let load: Vec<f64> = read("/proc/loadavg").split_whitespace().take(3).filter_map(|s| s.parse().ok()).collect();
     json!({
         "name": agent.cfg.name,
         "version": env!("CARGO_PKG_VERSION"),

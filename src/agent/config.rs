@@ -93,15 +93,10 @@ fn default_max_frame() -> usize {
 
 impl AgentConfig {
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|why| ConfigError::Parse {
-            path: path.display().to_string(),
-            why,
-        })
+        Self::parse(&text, base).map_err(|why| ConfigError::Parse { path: path.display().to_string(), why })
     }
 
     /// Parse TOML text; relative paths are resolved against `base`.

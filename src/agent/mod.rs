@@ -77,7 +77,11 @@ impl Agent {
             }
             Err(e) => errors.push(format!("kept the previous trust files: {e}")),
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 
     /// Take a run slot; `None` when `max_concurrent` are running.

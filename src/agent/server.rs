@@ -70,7 +70,9 @@ async fn connection(agent: Arc<Agent>, acceptor: tokio_rustls::TlsAcceptor, tcp:
         Ok(dispatcher) => session::serve(agent, reader, writer, Peer { dispatcher, serial, addr }).await,
         Err(why) => {
             tracing::warn!(peer = %addr, serial = %serial, "refused dispatcher: {why}");
-            let _ = writer.write(&Message::Error { message: format!("agent {} refused this dispatcher: {why}", agent.cfg.name) }).await;
+            let _ = writer
+                .write(&Message::Error { message: format!("agent {} refused this dispatcher: {why}", agent.cfg.name) })
+                .await;
             writer.shutdown().await;
         }
     }
@@ -98,7 +100,11 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
         async move {
             while hup.recv().await.is_some() {
                 match agent.reload() {
-                    Ok(()) => tracing::info!("reloaded: {} actions, {} trusted dispatchers", agent.catalog().len(), agent.trust().dispatcher_count()),
+                    Ok(()) => tracing::info!(
+                        "reloaded: {} actions, {} trusted dispatchers",
+                        agent.catalog().len(),
+                        agent.trust().dispatcher_count()
+                    ),
                     Err(e) => tracing::error!("reload failed: {e}"),
                 }
             }

@@ -165,13 +165,25 @@ fn outcome_text(f: &Finished) -> String {
     }
 }
 
-async fn run_checked(agent: &Arc<Agent>, peer: &Peer, run: &Run, tx: &mpsc::Sender<Message>) -> Result<Finished, Refusal> {
+async fn run_checked(
+    agent: &Arc<Agent>,
+    peer: &Peer,
+    run: &Run,
+    tx: &mpsc::Sender<Message>,
+) -> Result<Finished, Refusal> {
     protocol::check_action_name(&run.action).map_err(|e| Refusal::BadName(e.to_string()))?;
     check_args(&run.args).map_err(Refusal::BadArgs)?;
     if let Some((exit, out)) = builtins::run(agent, &run.action, &run.args, &peer.dispatcher) {
         let _ = tx.send(Message::Started { id: run.id, pid: std::process::id() }).await;
         let _ = tx.send(Message::Output { id: run.id, stream: protocol::Stream::Stdout, bytes: out }).await;
-        return Ok(Finished { id: run.id, exit: Some(exit), signal: None, duration_ms: 0, truncated: false, end: End::Exited });
+        return Ok(Finished {
+            id: run.id,
+            exit: Some(exit),
+            signal: None,
+            duration_ms: 0,
+            truncated: false,
+            end: End::Exited,
+        });
     }
     let (steps, args) = if run.action == "shell" && agent.cfg.allow_shell {
         (vec!["/bin/bash".into()], vec!["-c".to_string(), run.args.join(" ")])
@@ -224,11 +236,8 @@ async fn run_checked(agent: &Arc<Agent>, peer: &Peer, run: &Run, tx: &mpsc::Send
 
 /// A directory name derived from a peer-chosen request id, safe to join.
 fn safe_dir_name(request_id: &str) -> String {
-    let mut s: String = request_id
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-        .take(80)
-        .collect();
+    let mut s: String =
+        request_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(80).collect();
     let mut r = [0u8; 4];
     let _ = getrandom::getrandom(&mut r);
     s.push_str(&format!("-{:08x}", u32::from_be_bytes(r)));

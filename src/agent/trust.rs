@@ -17,7 +17,11 @@ pub struct Trust {
 pub fn normalize_serial(s: &str) -> String {
     let s = s.trim().trim_start_matches("0x").to_ascii_lowercase();
     let t = s.trim_start_matches('0');
-    if t.is_empty() { "0".into() } else { t.into() }
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.into()
+    }
 }
 
 fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {

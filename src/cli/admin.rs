@@ -40,10 +40,8 @@ pub fn hostname() -> String {
 pub fn agent_serve(config: &Path) -> Result<u8> {
     let cfg = AgentConfig::load(config)?;
     let agent = Arc::new(Agent::new(cfg).map_err(|e| anyhow!(e))?);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(server::run(agent)).map_err(|e| anyhow!(e))?;
     Ok(0)
 }

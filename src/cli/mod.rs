@@ -157,10 +157,7 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(default: tracing::Level) {
-    let level = std::env::var("MUSTER_LOG")
-        .ok()
-        .and_then(|v| v.parse::<tracing::Level>().ok())
-        .unwrap_or(default);
+    let level = std::env::var("MUSTER_LOG").ok().and_then(|v| v.parse::<tracing::Level>().ok()).unwrap_or(default);
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(level)

@@ -28,10 +28,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn tls_carrier(state: &Path, cfg: &DispatcherConfig) -> Result<TlsCarrier> {
     let me = crate::pki::load_dispatcher(state)?;
     let ca = crate::pki::load_certs(&state.join("ca").join("ca.crt"))?;
-    let identity = Identity {
-        certs: crate::pki::parse_certs_pem(&me.cert_pem)?,
-        key: crate::pki::parse_key_pem(&me.key_pem)?,
-    };
+    let identity =
+        Identity { certs: crate::pki::parse_certs_pem(&me.cert_pem)?, key: crate::pki::parse_key_pem(&me.key_pem)? };
     Ok(TlsCarrier {
         config: tls::client_config(&ca, identity)?,
         dispatcher_id: me.id,
@@ -56,7 +54,11 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     }
     let resolved = dispatch::resolve(state, &a.targets, &a.tags).map_err(|e| anyhow!(e))?;
     if resolved.targets.is_empty() && resolved.missing.is_empty() {
-        bail!("no agent matches {:?}{}", a.targets, if a.tags.is_empty() { String::new() } else { format!(" with tags {}", a.tags.join(",")) });
+        bail!(
+            "no agent matches {:?}{}",
+            a.targets,
+            if a.tags.is_empty() { String::new() } else { format!(" with tags {}", a.tags.join(",")) }
+        );
     }
     let carrier = Arc::new(tls_carrier(state, &cfg)?);
     let mode = a.output.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped });
@@ -106,7 +108,12 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
 
 /// Run the dispatcher-side hook once for the whole run; on denial every
 /// target ends refused and nothing is dialled.
-async fn dispatcher_hook(path: &Path, cfg: &DispatcherConfig, dispatcher: &str, plan: &Plan) -> Option<Vec<TargetResult>> {
+async fn dispatcher_hook(
+    path: &Path,
+    cfg: &DispatcherConfig,
+    dispatcher: &str,
+    plan: &Plan,
+) -> Option<Vec<TargetResult>> {
     let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
     let ctx = serde_json::json!({
         "request_id": plan.request_id, "action": plan.action, "args": plan.args,
@@ -143,7 +150,8 @@ pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) ->
     let carrier = Arc::new(tls_carrier(state, &cfg)?);
     let t0 = Instant::now();
     let limit = Duration::from_secs(cfg.connect_timeout);
-    let got = runtime()?.block_on(dispatch::ping::ping_all(carrier, resolved.targets, fanout.unwrap_or(cfg.fanout), limit));
+    let got =
+        runtime()?.block_on(dispatch::ping::ping_all(carrier, resolved.targets, fanout.unwrap_or(cfg.fanout), limit));
     let mut results = Vec::new();
     for (name, why) in resolved.missing {
         println!("{name}: unreachable ({why})");

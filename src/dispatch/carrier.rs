@@ -50,9 +50,8 @@ pub struct TlsCarrier {
 
 impl Carrier for TlsCarrier {
     async fn open(&self, target: &Target) -> Result<Session, OpenError> {
-        let stream = tls::connect(&target.addr, &target.name, self.config.clone(), self.connect_timeout)
-            .await
-            .map_err(|e| {
+        let stream =
+            tls::connect(&target.addr, &target.name, self.config.clone(), self.connect_timeout).await.map_err(|e| {
                 if e.is_unreachable() {
                     OpenError::Unreachable(e.to_string())
                 } else {

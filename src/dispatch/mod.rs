@@ -93,7 +93,9 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
         match entries.iter().find(|e| e.name == name) {
             Some(e) if has_tags(e) => out.targets.push(Target { name: e.name.clone(), addr: e.addr.clone() }),
             Some(_) => {}
-            None => out.missing.push((name.clone(), format!("no registry entry for {name} (see `muster agents list`)"))),
+            None => {
+                out.missing.push((name.clone(), format!("no registry entry for {name} (see `muster agents list`)")))
+            }
         }
     }
     Ok(out)

@@ -28,10 +28,7 @@ pub enum NodeSetError {
     EmptyRange { element: String },
     #[error("range bound {bound:?} in {element:?} is not a number; write name[01-20]")]
     NotNumeric { element: String, bound: String },
-    #[error(
-        "number {bound:?} in {element:?} is too large; the largest is {}",
-        u64::MAX
-    )]
+    #[error("number {bound:?} in {element:?} is too large; the largest is {}", u64::MAX)]
     TooLarge { element: String, bound: String },
     #[error("range {range:?} in {element:?} runs downwards; write the lower bound first")]
     Descending { element: String, range: String },
@@ -81,9 +78,9 @@ pub fn expand(spec: &str) -> Result<Vec<String>, NodeSetError> {
         let parts = parse_element(element)?;
         let count = parts.iter().fold(1u64, |acc, part| match part {
             Part::Literal(_) => acc,
-            Part::Group(ranges) => acc.saturating_mul(ranges.iter().fold(0u64, |n, r| {
-                n.saturating_add((r.hi - r.lo).saturating_add(1))
-            })),
+            Part::Group(ranges) => {
+                acc.saturating_mul(ranges.iter().fold(0u64, |n, r| n.saturating_add((r.hi - r.lo).saturating_add(1))))
+            }
         });
         total = total.saturating_add(count);
         if total > MAX_NAMES {
@@ -134,9 +131,7 @@ fn parse_element(element: &str) -> Result<Vec<Part>, NodeSetError> {
             parts.push(Part::Literal(rest[..open].into()));
         }
         let body = &rest[open + 1..];
-        let close = body
-            .find(['[', ']'])
-            .ok_or_else(|| NodeSetError::Unclosed { element: el() })?;
+        let close = body.find(['[', ']']).ok_or_else(|| NodeSetError::Unclosed { element: el() })?;
         if body[close..].starts_with('[') {
             return Err(NodeSetError::Nested { element: el() });
         }
@@ -157,8 +152,7 @@ fn parse_ranges(body: &str, element: &str) -> Result<Vec<Range>, NodeSetError> {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(E::NotNumeric { element, bound });
         }
-        text.parse::<u64>()
-            .map_err(|_| E::TooLarge { element, bound })
+        text.parse::<u64>().map_err(|_| E::TooLarge { element, bound })
     };
     let mut ranges = Vec::new();
     for item in body.split(',') {
@@ -192,15 +186,11 @@ fn generate(parts: &[Part]) -> Vec<String> {
     for part in parts {
         let alternatives: Vec<String> = match part {
             Part::Literal(text) => vec![text.clone()],
-            Part::Group(ranges) => ranges
-                .iter()
-                .flat_map(|r| (r.lo..=r.hi).map(move |n| format!("{n:0w$}", w = r.width)))
-                .collect(),
+            Part::Group(ranges) => {
+                ranges.iter().flat_map(|r| (r.lo..=r.hi).map(move |n| format!("{n:0w$}", w = r.width))).collect()
+            }
         };
-        names = names
-            .iter()
-            .flat_map(|head| alternatives.iter().map(move |alt| format!("{head}{alt}")))
-            .collect();
+        names = names.iter().flat_map(|head| alternatives.iter().map(move |alt| format!("{head}{alt}"))).collect();
     }
     names
 }
@@ -278,11 +268,7 @@ fn runs(values: &BTreeSet<u64>, w: usize) -> String {
         while iter.next_if(|&n| Some(n) == hi.checked_add(1)).is_some() {
             hi += 1;
         }
-        out.push(if lo == hi {
-            format!("{lo:0w$}")
-        } else {
-            format!("{lo:0w$}-{hi:0w$}")
-        });
+        out.push(if lo == hi { format!("{lo:0w$}") } else { format!("{lo:0w$}-{hi:0w$}") });
     }
     out.join(",")
 }
@@ -344,14 +330,8 @@ mod tests {
             assert!(msg.starts_with(want), "{spec:?} gave {msg:?}");
         }
         let msg = expand("x,web[01-03").unwrap_err().to_string();
-        assert_eq!(
-            msg,
-            "unclosed '[' in \"web[01-03\"; write ranges as name[01-20]"
-        );
-        assert!(expand("n[0-999999]")
-            .unwrap_err()
-            .to_string()
-            .contains("100000 names"));
+        assert_eq!(msg, "unclosed '[' in \"web[01-03\"; write ranges as name[01-20]");
+        assert!(expand("n[0-999999]").unwrap_err().to_string().contains("100000 names"));
     }
 
     fn folds(names: &str, want: &str) {
@@ -367,14 +347,8 @@ mod tests {
         folds("web9 web10", "web[9-10]");
         folds("web09 web10", "web[09-10]");
         folds("n1 n01", "n1,n01");
-        folds(
-            "n1-ib n2-ib rack1-n05 rack1-n06",
-            "n[1-2]-ib,rack1-n[05-06]",
-        );
-        folds(
-            "n99999999999999999999 n0 n1",
-            "n[0-1],n99999999999999999999",
-        );
+        folds("n1-ib n2-ib rack1-n05 rack1-n06", "n[1-2]-ib,rack1-n[05-06]");
+        folds("n99999999999999999999 n0 n1", "n[0-1],n99999999999999999999");
         folds("", "");
     }
 

@@ -136,7 +136,10 @@ mod tests {
         ];
         assert_eq!(exit_status(&rs), 2 + 4 + 16);
         let s = summary(&rs, Duration::from_millis(1500));
-        assert!(s.starts_with("muster: 5 targets: 1 succeeded, 1 failed, 1 unreachable, 1 refused, 1 skipped in 1.50s"), "{s}");
+        assert!(
+            s.starts_with("muster: 5 targets: 1 succeeded, 1 failed, 1 unreachable, 1 refused, 1 skipped in 1.50s"),
+            "{s}"
+        );
         assert!(s.contains("a2: failed(exit 3)"), "{s}");
         assert!(s.contains("skipped: a4"), "{s}");
         assert_eq!(exit_status(&rs[..1]), 0);

@@ -9,7 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// Round-trip time (on success) and end state per target, in target order.
-pub async fn ping_all<C: Carrier>(carrier: Arc<C>, targets: Vec<Target>, fanout: usize, limit: Duration) -> Vec<(TargetResult, Option<Duration>)> {
+pub async fn ping_all<C: Carrier>(
+    carrier: Arc<C>,
+    targets: Vec<Target>,
+    fanout: usize,
+    limit: Duration,
+) -> Vec<(TargetResult, Option<Duration>)> {
     let window = Arc::new(Semaphore::new(fanout.max(1)));
     let mut handles = Vec::new();
     for t in targets {

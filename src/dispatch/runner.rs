@@ -130,7 +130,10 @@ async fn one_target<C: Carrier>(
         Some(dir) => match locks::try_lock(dir, &target.name, &plan.action) {
             LockResult::Held(l) => Some(l),
             LockResult::Busy => {
-                return result(State::Refused(format!("locked: {} is already running on {} from this dispatcher", plan.action, target.name)))
+                return result(State::Refused(format!(
+                    "locked: {} is already running on {} from this dispatcher",
+                    plan.action, target.name
+                )))
             }
             LockResult::Error(e) => return result(State::Refused(e)),
         },
@@ -151,7 +154,8 @@ async fn converse(
     events: &mpsc::Sender<Event>,
     mut interrupt: watch::Receiver<bool>,
 ) -> TargetResult {
-    let mut result = TargetResult { name: target.name.clone(), state: State::Unreachable(String::new()), truncated: false };
+    let mut result =
+        TargetResult { name: target.name.clone(), state: State::Unreachable(String::new()), truncated: false };
     let run = Run {
         id: 1,
         request_id: plan.request_id.clone(),
@@ -210,7 +214,8 @@ async fn converse(
                 return result;
             }
             Err(e) => {
-                result.state = State::Unreachable(format!("connection lost: {}", super::carrier::explain_read(&e.to_string())));
+                result.state =
+                    State::Unreachable(format!("connection lost: {}", super::carrier::explain_read(&e.to_string())));
                 return result;
             }
         }

@@ -29,11 +29,7 @@ pub struct Catalog {
 #[derive(Debug, Error)]
 pub enum CatalogError {
     #[error("{file}:{line}: {why}")]
-    Line {
-        file: String,
-        line: usize,
-        why: String,
-    },
+    Line { file: String, line: usize, why: String },
     #[error("cannot read {file}: {why}")]
     Read { file: String, why: String },
 }
@@ -50,21 +46,14 @@ impl Catalog {
             match fs::read_to_string(path) {
                 Ok(text) => parse_allowlist(&text, &path.display().to_string(), &mut actions)?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(CatalogError::Read {
-                        file: path.display().to_string(),
-                        why: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(CatalogError::Read { file: path.display().to_string(), why: e.to_string() }),
             }
         }
         Ok(Catalog { actions })
     }
 
     pub fn from_actions(list: Vec<Action>) -> Catalog {
-        Catalog {
-            actions: list.into_iter().map(|a| (a.name.clone(), a)).collect(),
-        }
+        Catalog { actions: list.into_iter().map(|a| (a.name.clone(), a)).collect() }
     }
 
     pub fn get(&self, name: &str) -> Option<&Action> {
@@ -87,25 +76,16 @@ impl Catalog {
 
 /// Parse `name = /absolute/path` lines; `#` starts a comment. Allowlist
 /// entries override run-directory actions of the same name.
-fn parse_allowlist(
-    text: &str,
-    file: &str,
-    into: &mut BTreeMap<String, Action>,
-) -> Result<(), CatalogError> {
+fn parse_allowlist(text: &str, file: &str, into: &mut BTreeMap<String, Action>) -> Result<(), CatalogError> {
     let mut seen = std::collections::BTreeSet::new();
     for (i, raw) in text.lines().enumerate() {
-        let err = |why: String| CatalogError::Line {
-            file: file.to_string(),
-            line: i + 1,
-            why,
-        };
+        let err = |why: String| CatalogError::Line { file: file.to_string(), line: i + 1, why };
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let (name, path) = line
-            .split_once('=')
-            .ok_or_else(|| err(format!("expected `name = /absolute/path`, got {line:?}")))?;
+        let (name, path) =
+            line.split_once('=').ok_or_else(|| err(format!("expected `name = /absolute/path`, got {line:?}")))?;
         let (name, path) = (name.trim(), path.trim());
         check_action_name(name).map_err(|e| err(e.to_string()))?;
         if BUILTINS.contains(&name) {
@@ -117,13 +97,7 @@ fn parse_allowlist(
         if !seen.insert(name.to_string()) {
             return Err(err(format!("{name:?} is defined twice")));
         }
-        into.insert(
-            name.to_string(),
-            Action {
-                name: name.to_string(),
-                steps: vec![PathBuf::from(path)],
-            },
-        );
+        into.insert(name.to_string(), Action { name: name.to_string(), steps: vec![PathBuf::from(path)] });
     }
     Ok(())
 }
@@ -132,27 +106,15 @@ fn scan_run_dir(dir: &Path, into: &mut BTreeMap<String, Action>) -> Result<(), C
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(CatalogError::Read {
-                file: dir.display().to_string(),
-                why: e.to_string(),
-            })
-        }
+        Err(e) => return Err(CatalogError::Read { file: dir.display().to_string(), why: e.to_string() }),
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let path = entry.path();
-        let executable = fs::metadata(&path)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false);
+        let executable =
+            fs::metadata(&path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
         if executable && check_action_name(&name).is_ok() && !BUILTINS.contains(&name.as_str()) {
-            into.insert(
-                name.clone(),
-                Action {
-                    name,
-                    steps: vec![path],
-                },
-            );
+            into.insert(name.clone(), Action { name, steps: vec![path] });
         }
     }
     Ok(())
@@ -165,12 +127,7 @@ mod tests {
     #[test]
     fn parses_and_reports_the_bad_line() {
         let mut m = BTreeMap::new();
-        parse_allowlist(
-            "# c\nbackup = /opt/b.sh\n\ncheck-disk = /opt/c  # x\n",
-            "s.conf",
-            &mut m,
-        )
-        .unwrap();
+        parse_allowlist("# c\nbackup = /opt/b.sh\n\ncheck-disk = /opt/c  # x\n", "s.conf", &mut m).unwrap();
         assert_eq!(m.len(), 2);
         for (bad, what) in [
             ("x /a", "expected"),

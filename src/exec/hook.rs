@@ -19,12 +19,7 @@ pub enum Verdict {
 }
 
 /// Run the hook at `path` with `context` on stdin.
-pub async fn run_hook(
-    path: &Path,
-    context: &serde_json::Value,
-    env: &[(String, String)],
-    limit: Duration,
-) -> Verdict {
+pub async fn run_hook(path: &Path, context: &serde_json::Value, env: &[(String, String)], limit: Duration) -> Verdict {
     let mut cmd = tokio::process::Command::new(path);
     cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())

@@ -54,14 +54,7 @@ pub async fn run(job: Job, events: mpsc::Sender<Message>, cancel: watch::Receive
     let deadline = tokio::time::Instant::now() + job.limits.timeout;
     let used = Arc::new(AtomicUsize::new(0));
     let truncated = Arc::new(AtomicBool::new(false));
-    let mut fin = Finished {
-        id: job.id,
-        exit: None,
-        signal: None,
-        duration_ms: 0,
-        truncated: false,
-        end: End::Exited,
-    };
+    let mut fin = Finished { id: job.id, exit: None, signal: None, duration_ms: 0, truncated: false, end: End::Exited };
     if let Err(e) = make_workdir(&job.workdir) {
         fin.end = End::SpawnFailed(format!("cannot create {}: {e}", job.workdir.display()));
     } else {
@@ -176,19 +169,11 @@ async fn run_step(
     let _ = tokio::time::timeout(DRAIN, drain).await;
 
     match status {
-        Ok(s) => StepEnd {
-            exit: s.code(),
-            signal: s.signal(),
-            end: End::Exited,
-        },
+        Ok(s) => StepEnd { exit: s.code(), signal: s.signal(), end: End::Exited },
         Err((why, s)) => StepEnd {
             exit: s.and_then(|s| s.code()),
             signal: s.and_then(|s| s.signal()),
-            end: if matches!(why, Stop::TimedOut) {
-                End::TimedOut
-            } else {
-                End::Cancelled
-            },
+            end: if matches!(why, Stop::TimedOut) { End::TimedOut } else { End::Cancelled },
         },
     }
 }
@@ -222,11 +207,7 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
                 truncated.store(true, Ordering::Relaxed);
             }
             if room > 0 {
-                let msg = Message::Output {
-                    id,
-                    stream,
-                    bytes: buf[..room].to_vec(),
-                };
+                let msg = Message::Output { id, stream, bytes: buf[..room].to_vec() };
                 let _ = events.send(msg).await;
             }
         }
@@ -236,10 +217,7 @@ fn pump<R: AsyncRead + Unpin + Send + 'static>(
 /// True when `pid` exists and is not a zombie.
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-            .unwrap_or(false),
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])).unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -275,11 +253,8 @@ mod tests {
         (j, d)
     }
 
-    const L: Limits = Limits {
-        timeout: Duration::from_secs(10),
-        grace: Duration::from_millis(300),
-        output_cap: 1 << 20,
-    };
+    const L: Limits =
+        Limits { timeout: Duration::from_secs(10), grace: Duration::from_millis(300), output_cap: 1 << 20 };
 
     async fn collect(j: Job) -> (Vec<Message>, Finished) {
         let (tx, mut rx) = mpsc::channel(64);

@@ -10,18 +10,15 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    SerialNumber,
 };
 use time::OffsetDateTime;
 
 use super::policy::{
-    check_agent_name, check_dispatcher_id, common_name, not_after, now_utc, rfc3339, san_for,
-    BACKDATE,
+    check_agent_name, check_dispatcher_id, common_name, not_after, now_utc, rfc3339, san_for, BACKDATE,
 };
-use super::store::{
-    lock_serial, next_serial, read_text, write, write_identity, write_serial, Layout,
-};
+use super::store::{lock_serial, next_serial, read_text, write, write_identity, write_serial, Layout};
 use super::{cert_not_after, certs_from_pem, key_matches_cert, PkiError};
 
 /// Validity of issued certificates when the user does not choose one.
@@ -69,11 +66,7 @@ enum Role {
 /// Create the CA (self-signed, CN "muster CA", valid 10 years) and the
 /// dispatcher's own client certificate (CN = `dispatcher_id`, valid `days`).
 /// Refuses if `state/ca/ca.crt` already exists.
-pub fn init_ca(
-    state: &Path,
-    dispatcher_id: &str,
-    days: u32,
-) -> Result<DispatcherIdentity, PkiError> {
+pub fn init_ca(state: &Path, dispatcher_id: &str, days: u32) -> Result<DispatcherIdentity, PkiError> {
     let layout = Layout::new(state);
     check_dispatcher_id(dispatcher_id)?;
     not_after(now_utc(), days)?;
@@ -100,22 +93,10 @@ pub fn init_ca(
     params.serial_number = Some(SerialNumber::from(CA_SERIAL));
     params.not_before = now - BACKDATE;
     params.not_after = ca_not_after;
-    let ca_cert = params
-        .self_signed(&ca_key)
-        .map_err(|e| PkiError::crypto("self-sign the CA certificate", e))?;
+    let ca_cert = params.self_signed(&ca_key).map_err(|e| PkiError::crypto("self-sign the CA certificate", e))?;
     let ca_key_pem = ca_key.serialize_pem();
-    let ca = Ca {
-        dir: layout.ca_dir.clone(),
-        issuer: Issuer::new(params, ca_key),
-        not_after: ca_not_after,
-    };
-    let issued = sign_leaf(
-        &ca,
-        Role::Dispatcher,
-        dispatcher_id,
-        days,
-        FIRST_LEAF_SERIAL,
-    )?;
+    let ca = Ca { dir: layout.ca_dir.clone(), issuer: Issuer::new(params, ca_key), not_after: ca_not_after };
+    let issued = sign_leaf(&ca, Role::Dispatcher, dispatcher_id, days, FIRST_LEAF_SERIAL)?;
 
     // ca.crt goes last: its presence means the CA is complete and usable.
     write(&layout.ca_key(), ca_key_pem.as_bytes(), true)?;
@@ -160,38 +141,23 @@ fn issue(state: &Path, role: Role, name: &str, days: u32) -> Result<IssuedCert, 
 fn load_ca(layout: &Layout) -> Result<Ca, PkiError> {
     let crt_path = layout.ca_crt();
     if !exists(&crt_path)? {
-        return Err(PkiError::NoCa {
-            dir: layout.ca_dir.clone(),
-        });
+        return Err(PkiError::NoCa { dir: layout.ca_dir.clone() });
     }
     let cert_pem = read_text(&crt_path)?;
     let key_pem = read_text(&layout.ca_key())?;
-    let key = KeyPair::from_pem(&key_pem)
-        .map_err(|e| PkiError::crypto(format!("parse {}", layout.ca_key().display()), e))?;
+    let key =
+        KeyPair::from_pem(&key_pem).map_err(|e| PkiError::crypto(format!("parse {}", layout.ca_key().display()), e))?;
     let certs = certs_from_pem(cert_pem.as_bytes(), &crt_path.display().to_string())?;
     if !key_matches_cert(&key, &certs[0])? {
-        return Err(PkiError::KeyMismatch {
-            key: layout.ca_key(),
-            cert: crt_path,
-        });
+        return Err(PkiError::KeyMismatch { key: layout.ca_key(), cert: crt_path });
     }
     let not_after = cert_not_after(&certs[0])?;
     let issuer = Issuer::from_ca_cert_der(&certs[0], key)
         .map_err(|e| PkiError::crypto(format!("use {} as issuer", crt_path.display()), e))?;
-    Ok(Ca {
-        dir: layout.ca_dir.clone(),
-        issuer,
-        not_after,
-    })
+    Ok(Ca { dir: layout.ca_dir.clone(), issuer, not_after })
 }
 
-fn sign_leaf(
-    ca: &Ca,
-    role: Role,
-    name: &str,
-    days: u32,
-    serial: u64,
-) -> Result<IssuedCert, PkiError> {
+fn sign_leaf(ca: &Ca, role: Role, name: &str, days: u32, serial: u64) -> Result<IssuedCert, PkiError> {
     let now = now_utc();
     let expires = not_after(now, days)?;
     check_within_ca(ca, expires, days)?;
@@ -206,10 +172,7 @@ fn sign_leaf(
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = match role {
-        Role::Agent => vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ],
+        Role::Agent => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
         Role::Dispatcher => vec![ExtendedKeyUsagePurpose::ClientAuth],
     };
     params.use_authority_key_identifier_extension = true;
@@ -228,8 +191,7 @@ fn sign_leaf(
 }
 
 fn exists(path: &Path) -> Result<bool, PkiError> {
-    path.try_exists()
-        .map_err(|e| PkiError::io("check for", path, e))
+    path.try_exists().map_err(|e| PkiError::io("check for", path, e))
 }
 
 fn generate_key() -> Result<KeyPair, PkiError> {
@@ -275,20 +237,14 @@ mod tests {
         for p in [l.ca_key(), l.dispatcher_key()] {
             assert_eq!(mode(&p), 0o600, "{}", p.display());
         }
-        for p in [
-            l.ca_crt(),
-            l.serial(),
-            l.dispatcher_crt(),
-            l.dispatcher_json(),
-        ] {
+        for p in [l.ca_crt(), l.serial(), l.dispatcher_crt(), l.dispatcher_json()] {
             assert!(p.is_file(), "{}", p.display());
         }
         assert_eq!(mode(&l.ca_dir), 0o700);
         assert_eq!(fs::read_to_string(l.serial()).unwrap(), "1001\n");
         assert_eq!(ident.id, "dispatch-1");
         assert_eq!(ident.serial, "1000");
-        let json: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(l.dispatcher_json()).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(l.dispatcher_json()).unwrap()).unwrap();
         assert_eq!(json["id"], "dispatch-1");
         assert_eq!(json["serial"], "1000");
         assert_eq!(load_dispatcher(state).unwrap(), ident);
@@ -299,8 +255,7 @@ mod tests {
         assert!(ca.is_ca());
         let ku = ca.key_usage().unwrap().unwrap().value;
         assert!(ku.key_cert_sign() && ku.crl_sign());
-        let years = (ca.validity().not_after.timestamp() - ca.validity().not_before.timestamp())
-            / (365 * 86400);
+        let years = (ca.validity().not_after.timestamp() - ca.validity().not_before.timestamp()) / (365 * 86400);
         assert_eq!(years, 10);
 
         let d_der = parse(&ident.cert_pem);
@@ -334,10 +289,7 @@ mod tests {
         assert_ne!(a.key_pem, b.key_pem);
         let c = issue_dispatcher(state, "second dispatcher", 30).unwrap();
         assert_eq!(c.serial, "1003");
-        assert_eq!(
-            fs::read_to_string(state.join("ca/serial")).unwrap(),
-            "1004\n"
-        );
+        assert_eq!(fs::read_to_string(state.join("ca/serial")).unwrap(), "1004\n");
 
         let der = parse(&a.cert_pem);
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
@@ -345,15 +297,8 @@ mod tests {
         assert!(eku.server_auth && eku.client_auth);
         let san = cert.subject_alternative_name().unwrap().unwrap().value;
         assert_eq!(san.general_names, vec![GeneralName::DNSName("web1")]);
-        assert_eq!(
-            rfc3339(cert.validity().not_after.to_datetime()),
-            a.not_after
-        );
-        assert!(
-            a.not_after.ends_with('Z') && a.not_after.len() == 20,
-            "{}",
-            a.not_after
-        );
+        assert_eq!(rfc3339(cert.validity().not_after.to_datetime()), a.not_after);
+        assert!(a.not_after.ends_with('Z') && a.not_after.len() == 20, "{}", a.not_after);
     }
 
     #[test]
@@ -361,16 +306,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path();
         let err = issue_agent(state, "web1", 30).unwrap_err();
-        assert!(
-            err.to_string().contains("run `muster ca init` first"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("run `muster ca init` first"), "{err}");
         let err = load_dispatcher(state).unwrap_err();
         assert!(matches!(err, PkiError::NoDispatcher { .. }), "{err}");
-        assert!(matches!(
-            init_ca(state, "", 30).unwrap_err(),
-            PkiError::InvalidName { .. }
-        ));
+        assert!(matches!(init_ca(state, "", 30).unwrap_err(), PkiError::InvalidName { .. }));
 
         init_ca(state, "d", 30).unwrap();
         for days in [0, CA_DAYS + 1, u32::MAX] {

@@ -16,9 +16,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
-pub use ca::{
-    init_ca, issue_agent, issue_dispatcher, DispatcherIdentity, IssuedCert, DEFAULT_CERT_DAYS,
-};
+pub use ca::{init_ca, issue_agent, issue_dispatcher, DispatcherIdentity, IssuedCert, DEFAULT_CERT_DAYS};
 pub use store::load_dispatcher;
 
 /// Everything that can go wrong while creating, loading or using the CA.
@@ -37,18 +35,10 @@ pub enum PkiError {
     NoDispatcher { dir: PathBuf },
 
     #[error("cannot {action} {}: {err}", .path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        err: io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, err: io::Error },
 
     #[error("invalid {kind} {name:?}: {reason}")]
-    InvalidName {
-        kind: &'static str,
-        name: String,
-        reason: &'static str,
-    },
+    InvalidName { kind: &'static str, name: String, reason: &'static str },
 
     #[error("a certificate valid for {days} days is not possible: {reason}")]
     InvalidDays { days: u32, reason: String },
@@ -85,28 +75,19 @@ pub enum PkiError {
 
 impl PkiError {
     pub(crate) fn io(action: &'static str, path: &Path, err: io::Error) -> Self {
-        PkiError::Io {
-            action,
-            path: path.to_path_buf(),
-            err,
-        }
+        PkiError::Io { action, path: path.to_path_buf(), err }
     }
 
     pub(crate) fn crypto(what: impl Into<String>, err: rcgen::Error) -> Self {
-        PkiError::Crypto {
-            what: what.into(),
-            err,
-        }
+        PkiError::Crypto { what: what.into(), err }
     }
 }
 
 /// Lowercase hex serial number (no leading zeros, "0" for zero) of a DER
 /// certificate.
 pub fn cert_serial_hex(der: &[u8]) -> Result<String, PkiError> {
-    let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::BadCert {
-        origin: "DER input".into(),
-        detail: e.to_string(),
-    })?;
+    let (rest, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::BadCert { origin: "DER input".into(), detail: e.to_string() })?;
     if !rest.is_empty() {
         return Err(PkiError::BadCert {
             origin: "DER input".into(),
@@ -129,10 +110,7 @@ fn hex_of_unsigned(bytes: &[u8]) -> String {
 
 /// Expiry of a DER certificate.
 fn cert_not_after(der: &[u8]) -> Result<OffsetDateTime, PkiError> {
-    let bad = |detail: String| PkiError::BadCert {
-        origin: "CA certificate".into(),
-        detail,
-    };
+    let bad = |detail: String| PkiError::BadCert { origin: "CA certificate".into(), detail };
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| bad(e.to_string()))?;
     let ts = cert.validity().not_after.timestamp();
     OffsetDateTime::from_unix_timestamp(ts).map_err(|e| bad(e.to_string()))
@@ -140,10 +118,8 @@ fn cert_not_after(der: &[u8]) -> Result<OffsetDateTime, PkiError> {
 
 /// Whether `der` certifies the public half of `key`.
 fn key_matches_cert(key: &rcgen::KeyPair, der: &[u8]) -> Result<bool, PkiError> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::BadCert {
-        origin: "DER input".into(),
-        detail: e.to_string(),
-    })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| PkiError::BadCert { origin: "DER input".into(), detail: e.to_string() })?;
     Ok(cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw())
 }
 
@@ -174,12 +150,10 @@ fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>, PkiError> {
 }
 
 fn certs_from_pem(bytes: &[u8], origin: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    let certs = CertificateDer::pem_slice_iter(bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PkiError::BadPem {
-            origin: origin.to_string(),
-            detail: format!("malformed PEM ({e}); replace it with a valid certificate file"),
-        })?;
+    let certs = CertificateDer::pem_slice_iter(bytes).collect::<Result<Vec<_>, _>>().map_err(|e| PkiError::BadPem {
+        origin: origin.to_string(),
+        detail: format!("malformed PEM ({e}); replace it with a valid certificate file"),
+    })?;
     if certs.is_empty() {
         return Err(PkiError::BadPem {
             origin: origin.to_string(),
@@ -235,15 +209,9 @@ mod tests {
         assert!(err.to_string().contains("no private key found"), "{err}");
         let missing = Path::new("/nonexistent/muster/agent.crt");
         let err = load_certs(missing).unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent/muster/agent.crt"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent/muster/agent.crt"), "{err}");
         let err = load_key(missing).unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent/muster/agent.crt"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("/nonexistent/muster/agent.crt"), "{err}");
     }
 
     fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -251,10 +219,7 @@ mod tests {
     }
 
     /// Drive both ends of an in-memory TLS handshake to completion.
-    fn handshake(
-        client: &mut ClientConnection,
-        server: &mut ServerConnection,
-    ) -> Result<(), rustls::Error> {
+    fn handshake(client: &mut ClientConnection, server: &mut ServerConnection) -> Result<(), rustls::Error> {
         for _ in 0..20 {
             if !client.is_handshaking() && !server.is_handshaking() {
                 return Ok(());
@@ -263,17 +228,13 @@ mod tests {
             while client.wants_write() {
                 client.write_tls(&mut buf).expect("write to Vec");
             }
-            server
-                .read_tls(&mut buf.as_slice())
-                .expect("read from slice");
+            server.read_tls(&mut buf.as_slice()).expect("read from slice");
             let server_result = server.process_new_packets().map(|_| ());
             let mut buf = Vec::new();
             while server.wants_write() {
                 server.write_tls(&mut buf).expect("write to Vec");
             }
-            client
-                .read_tls(&mut buf.as_slice())
-                .expect("read from slice");
+            client.read_tls(&mut buf.as_slice()).expect("read from slice");
             let client_result = client.process_new_packets().map(|_| ());
             server_result?;
             client_result?;
@@ -282,12 +243,7 @@ mod tests {
     }
 
     /// Dispatcher from `client_state` connects to `agent`; both ends trust the CA in `state`.
-    fn connect(
-        state: &Path,
-        client_state: &Path,
-        agent: &IssuedCert,
-        server_name: &str,
-    ) -> Result<(), rustls::Error> {
+    fn connect(state: &Path, client_state: &Path, agent: &IssuedCert, server_name: &str) -> Result<(), rustls::Error> {
         let ca = load_certs(&state.join("ca/ca.crt")).unwrap();
         let mut roots = RootCertStore::empty();
         for c in &ca {
@@ -295,17 +251,12 @@ mod tests {
         }
         let roots = Arc::new(roots);
 
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
-            .build()
-            .unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider()).build().unwrap();
         let server_cfg = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_client_cert_verifier(verifier)
-            .with_single_cert(
-                parse_certs_pem(&agent.cert_pem).unwrap(),
-                parse_key_pem(&agent.key_pem).unwrap(),
-            )
+            .with_single_cert(parse_certs_pem(&agent.cert_pem).unwrap(), parse_key_pem(&agent.key_pem).unwrap())
             .unwrap();
 
         let me = load_dispatcher(client_state).unwrap();
@@ -323,9 +274,7 @@ mod tests {
         let mut client = ClientConnection::new(Arc::new(client_cfg), name).unwrap();
         let mut server = ServerConnection::new(Arc::new(server_cfg)).unwrap();
         handshake(&mut client, &mut server)?;
-        let peer = server
-            .peer_certificates()
-            .expect("client presented a certificate");
+        let peer = server.peer_certificates().expect("client presented a certificate");
         assert_eq!(cert_serial_hex(&peer[0]).unwrap(), me.serial);
         Ok(())
     }
@@ -339,10 +288,7 @@ mod tests {
 
         connect(state, state, &agent, "web-01.example").expect("handshake with the right name");
         let err = connect(state, state, &agent, "other").unwrap_err();
-        assert!(
-            matches!(err, rustls::Error::InvalidCertificate(_)),
-            "unexpected error: {err}"
-        );
+        assert!(matches!(err, rustls::Error::InvalidCertificate(_)), "unexpected error: {err}");
     }
 
     #[test]

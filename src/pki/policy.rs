@@ -52,11 +52,7 @@ pub(super) fn check_dispatcher_id(id: &str) -> Result<(), PkiError> {
     } else {
         return Ok(());
     };
-    Err(PkiError::InvalidName {
-        kind: "dispatcher id",
-        name: id.to_string(),
-        reason,
-    })
+    Err(PkiError::InvalidName { kind: "dispatcher id", name: id.to_string(), reason })
 }
 
 /// Now, truncated to whole seconds (certificates carry no fractions).
@@ -67,16 +63,10 @@ pub(super) fn now_utc() -> OffsetDateTime {
 
 pub(super) fn not_after(now: OffsetDateTime, days: u32) -> Result<OffsetDateTime, PkiError> {
     if days == 0 {
-        return Err(PkiError::InvalidDays {
-            days,
-            reason: "use at least 1 day".into(),
-        });
+        return Err(PkiError::InvalidDays { days, reason: "use at least 1 day".into() });
     }
     now.checked_add(Duration::days(i64::from(days)))
-        .ok_or_else(|| PkiError::InvalidDays {
-            days,
-            reason: "the expiry date is out of range; use fewer days".into(),
-        })
+        .ok_or_else(|| PkiError::InvalidDays { days, reason: "the expiry date is out of range; use fewer days".into() })
 }
 
 pub(super) fn rfc3339(t: OffsetDateTime) -> String {
@@ -98,10 +88,7 @@ mod tests {
 
     #[test]
     fn names_map_to_the_right_san() {
-        assert!(matches!(
-            san_for("web-01.example"),
-            Some(SanType::DnsName(_))
-        ));
+        assert!(matches!(san_for("web-01.example"), Some(SanType::DnsName(_))));
         assert!(matches!(san_for("web1"), Some(SanType::DnsName(_))));
         assert!(matches!(san_for("10.0.0.7"), Some(SanType::IpAddress(_))));
         assert!(matches!(san_for("::1"), Some(SanType::IpAddress(_))));

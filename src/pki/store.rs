@@ -25,10 +25,7 @@ pub(super) struct Layout {
 
 impl Layout {
     pub(super) fn new(state: &Path) -> Self {
-        Layout {
-            state: state.to_path_buf(),
-            ca_dir: state.join("ca"),
-        }
+        Layout { state: state.to_path_buf(), ca_dir: state.join("ca") }
     }
     pub(super) fn ca_key(&self) -> PathBuf {
         self.ca_dir.join("ca.key")
@@ -62,14 +59,9 @@ struct IdentityFile {
 
 /// Write `state/dispatcher.json`.
 pub(super) fn write_identity(layout: &Layout, id: &str, serial: &str) -> Result<(), PkiError> {
-    let ident = IdentityFile {
-        id: id.to_string(),
-        serial: serial.to_string(),
-    };
-    let mut json = serde_json::to_string_pretty(&ident).map_err(|e| PkiError::BadIdentity {
-        dir: layout.state.clone(),
-        detail: e.to_string(),
-    })?;
+    let ident = IdentityFile { id: id.to_string(), serial: serial.to_string() };
+    let mut json = serde_json::to_string_pretty(&ident)
+        .map_err(|e| PkiError::BadIdentity { dir: layout.state.clone(), detail: e.to_string() })?;
     json.push('\n');
     write(&layout.dispatcher_json(), json.as_bytes(), false)
 }
@@ -77,22 +69,16 @@ pub(super) fn write_identity(layout: &Layout, id: &str, serial: &str) -> Result<
 /// Load the dispatcher identity written by [`init_ca`](super::init_ca).
 pub fn load_dispatcher(state: &Path) -> Result<DispatcherIdentity, PkiError> {
     let layout = Layout::new(state);
-    let bad = |detail: String| PkiError::BadIdentity {
-        dir: state.to_path_buf(),
-        detail,
-    };
+    let bad = |detail: String| PkiError::BadIdentity { dir: state.to_path_buf(), detail };
     let json_path = layout.dispatcher_json();
     let json = match fs::read_to_string(&json_path) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(PkiError::NoDispatcher {
-                dir: state.to_path_buf(),
-            })
+            return Err(PkiError::NoDispatcher { dir: state.to_path_buf() })
         }
         Err(e) => return Err(PkiError::io("read", &json_path, e)),
     };
-    let ident: IdentityFile =
-        serde_json::from_str(&json).map_err(|e| bad(format!("{}: {e}", json_path.display())))?;
+    let ident: IdentityFile = serde_json::from_str(&json).map_err(|e| bad(format!("{}: {e}", json_path.display())))?;
     let (crt_path, key_path) = (layout.dispatcher_crt(), layout.dispatcher_key());
     let cert_pem = read_text(&crt_path)?;
     let key_pem = read_text(&key_path)?;
@@ -105,44 +91,29 @@ pub fn load_dispatcher(state: &Path) -> Result<DispatcherIdentity, PkiError> {
         )));
     }
     key_from_pem(key_pem.as_bytes(), &key_path.display().to_string())?;
-    let key = KeyPair::from_pem(&key_pem)
-        .map_err(|e| PkiError::crypto(format!("parse {}", key_path.display()), e))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(|e| PkiError::crypto(format!("parse {}", key_path.display()), e))?;
     if !key_matches_cert(&key, &certs[0])? {
-        return Err(PkiError::KeyMismatch {
-            key: key_path,
-            cert: crt_path,
-        });
+        return Err(PkiError::KeyMismatch { key: key_path, cert: crt_path });
     }
-    Ok(DispatcherIdentity {
-        id: ident.id,
-        serial,
-        cert_pem,
-        key_pem,
-    })
+    Ok(DispatcherIdentity { id: ident.id, serial, cert_pem, key_pem })
 }
 
 /// Take the next serial from the counter, under the exclusive lock.
 pub(super) fn next_serial(layout: &Layout) -> Result<u64, PkiError> {
     let _lock = lock_serial(layout)?;
     let path = layout.serial();
-    let bad = |detail: String| PkiError::BadSerialFile {
-        path: path.clone(),
-        detail,
-    };
+    let bad = |detail: String| PkiError::BadSerialFile { path: path.clone(), detail };
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(bad("it is missing".into())),
         Err(e) => return Err(PkiError::io("read", &path, e)),
     };
     let digits = text.trim();
-    let serial = u64::from_str_radix(digits, 16)
-        .map_err(|e| bad(format!("{digits:?} is not a hex number: {e}")))?;
+    let serial = u64::from_str_radix(digits, 16).map_err(|e| bad(format!("{digits:?} is not a hex number: {e}")))?;
     if serial == 0 {
         return Err(bad("serial 0 is not allowed".into()));
     }
-    let next = serial
-        .checked_add(1)
-        .ok_or_else(|| bad("the counter is exhausted".into()))?;
+    let next = serial.checked_add(1).ok_or_else(|| bad("the counter is exhausted".into()))?;
     // Advance before signing: a crash afterwards wastes a serial but never reuses one.
     write_serial(&path, next)?;
     Ok(serial)
@@ -167,11 +138,7 @@ pub(super) fn write_serial(path: &Path, next: u64) -> Result<(), PkiError> {
 }
 
 pub(super) fn write(path: &Path, bytes: &[u8], secret: bool) -> Result<(), PkiError> {
-    let result = if secret {
-        fsutil::write_secret(path, bytes)
-    } else {
-        fsutil::write_public(path, bytes)
-    };
+    let result = if secret { fsutil::write_secret(path, bytes) } else { fsutil::write_public(path, bytes) };
     result.map_err(|e| PkiError::io("write", path, e))
 }
 
@@ -193,16 +160,11 @@ mod tests {
             .map(|_| {
                 let state = dir.path().to_path_buf();
                 std::thread::spawn(move || {
-                    (0..4)
-                        .map(|_| issue_agent(&state, "web1", 30).unwrap().serial)
-                        .collect::<Vec<_>>()
+                    (0..4).map(|_| issue_agent(&state, "web1", 30).unwrap().serial).collect::<Vec<_>>()
                 })
             })
             .collect();
-        let serials: HashSet<String> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
+        let serials: HashSet<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
         assert_eq!(serials.len(), 32);
     }
 
@@ -219,15 +181,9 @@ mod tests {
             assert_eq!(fs::read_to_string(layout.serial()).unwrap(), text);
         }
         fs::write(layout.serial(), "ffffffffffffffff\n").unwrap();
-        assert!(next_serial(&layout)
-            .unwrap_err()
-            .to_string()
-            .contains("exhausted"));
+        assert!(next_serial(&layout).unwrap_err().to_string().contains("exhausted"));
         fs::remove_file(layout.serial()).unwrap();
-        assert!(next_serial(&layout)
-            .unwrap_err()
-            .to_string()
-            .contains("missing"));
+        assert!(next_serial(&layout).unwrap_err().to_string().contains("missing"));
         fs::write(layout.serial(), "abc\n").unwrap();
         assert_eq!(next_serial(&layout).unwrap(), 0xabc);
         assert_eq!(fs::read_to_string(layout.serial()).unwrap(), "abd\n");

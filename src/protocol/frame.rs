@@ -22,10 +22,7 @@ pub enum FrameError {
 pub fn encode(msg: &Message, max: usize) -> Result<Vec<u8>, FrameError> {
     let body = postcard::to_allocvec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if body.len() > max {
-        return Err(FrameError::TooLarge {
-            len: body.len(),
-            max,
-        });
+        return Err(FrameError::TooLarge { len: body.len(), max });
     }
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -37,10 +34,7 @@ pub fn encode(msg: &Message, max: usize) -> Result<Vec<u8>, FrameError> {
 pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
     match postcard::take_from_bytes::<Message>(body) {
         Ok((msg, [])) => Ok(msg),
-        Ok((_, rest)) => Err(FrameError::Malformed(format!(
-            "{} trailing bytes after the message",
-            rest.len()
-        ))),
+        Ok((_, rest)) => Err(FrameError::Malformed(format!("{} trailing bytes after the message", rest.len()))),
         Err(e) => Err(FrameError::Malformed(e.to_string())),
     }
 }
@@ -54,10 +48,7 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(max: usize) -> Self {
-        FrameDecoder {
-            buf: Vec::new(),
-            max,
-        }
+        FrameDecoder { buf: Vec::new(), max }
     }
 
     /// Append received bytes.
@@ -126,11 +117,7 @@ mod tests {
                 token: Some("t".into()),
                 timeout_ms: Some(5000),
             }),
-            Message::Output {
-                id: 7,
-                stream: Stream::Stderr,
-                bytes: vec![0xff, 0, 10],
-            },
+            Message::Output { id: 7, stream: Stream::Stderr, bytes: vec![0xff, 0, 10] },
             Message::Finished(Finished {
                 id: 7,
                 exit: Some(3),
@@ -139,10 +126,7 @@ mod tests {
                 truncated: true,
                 end: End::TimedOut,
             }),
-            Message::Refused {
-                id: 8,
-                reason: Refusal::Busy { limit: 4 },
-            },
+            Message::Refused { id: 8, reason: Refusal::Busy { limit: 4 } },
         ]
     }
 
@@ -167,10 +151,7 @@ mod tests {
     fn oversized_header_is_refused_before_buffering() {
         let mut d = FrameDecoder::new(16);
         d.push(&1000u32.to_be_bytes());
-        assert_eq!(
-            d.next_message(),
-            Err(FrameError::TooLarge { len: 1000, max: 16 })
-        );
+        assert_eq!(d.next_message(), Err(FrameError::TooLarge { len: 1000, max: 16 }));
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
@@ -180,8 +161,8 @@ mod tests {
                 stream: Stream::Stdout,
                 bytes
             }),
-            (any::<u64>(), ".*", proptest::collection::vec(".*", 0..4)).prop_map(
-                |(id, action, args)| Message::Run(Run {
+            (any::<u64>(), ".*", proptest::collection::vec(".*", 0..4)).prop_map(|(id, action, args)| Message::Run(
+                Run {
                     id,
                     request_id: format!("{id}"),
                     action,
@@ -189,8 +170,8 @@ mod tests {
                     username: "u".into(),
                     token: None,
                     timeout_ms: None,
-                })
-            ),
+                }
+            )),
             (any::<u64>(), any::<Option<i32>>(), any::<bool>()).prop_map(|(id, exit, t)| {
                 Message::Finished(Finished {
                     id,

@@ -14,7 +14,10 @@ pub enum Message {
     /// Run an action.
     Run(Run),
     /// The action's first process started.
-    Started { id: u64, pid: u32 },
+    Started {
+        id: u64,
+        pid: u32,
+    },
     /// Bytes the action wrote, as produced.
     Output {
         id: u64,
@@ -22,18 +25,32 @@ pub enum Message {
         bytes: Vec<u8>,
     },
     /// Overall progress in percent (0-100).
-    Progress { id: u64, pct: u8 },
+    Progress {
+        id: u64,
+        pct: u8,
+    },
     /// The request ended after it started.
     Finished(Finished),
     /// The request was refused before anything ran.
-    Refused { id: u64, reason: Refusal },
+    Refused {
+        id: u64,
+        reason: Refusal,
+    },
     /// Stop a running request (TERM to its process group, KILL after a grace).
-    Cancel { id: u64 },
+    Cancel {
+        id: u64,
+    },
     /// Liveness probe; answered at once with `Pong` carrying the same id.
-    Ping { id: u64 },
-    Pong { id: u64 },
+    Ping {
+        id: u64,
+    },
+    Pong {
+        id: u64,
+    },
     /// Session-level error sent just before the sender closes the session.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,14 +31,8 @@ pub fn check_action_name(name: &str) -> Result<(), NameError> {
     if !first.is_ascii_alphanumeric() {
         return Err(NameError::BadStart(name.to_string()));
     }
-    if let Some(ch) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
-    {
-        return Err(NameError::BadChar {
-            name: name.to_string(),
-            ch,
-        });
+    if let Some(ch) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        return Err(NameError::BadChar { name: name.to_string(), ch });
     }
     Ok(())
 }
@@ -49,17 +43,7 @@ mod tests {
 
     #[test]
     fn refuses_the_review_list() {
-        for bad in [
-            "../etc/passwd",
-            "foo;bar",
-            "foo$(id)",
-            "a b",
-            "script.sh",
-            "",
-            &"a".repeat(65),
-            "-x",
-            "é",
-        ] {
+        for bad in ["../etc/passwd", "foo;bar", "foo$(id)", "a b", "script.sh", "", &"a".repeat(65), "-x", "é"] {
             assert!(check_action_name(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -16,10 +16,7 @@ pub fn pair() -> ((MemReader, MemWriter), (MemReader, MemWriter)) {
 
 fn split(s: DuplexStream) -> (MemReader, MemWriter) {
     let (r, w) = tokio::io::split(s);
-    (
-        FrameReader::new(r, DEFAULT_MAX_FRAME),
-        FrameWriter::new(w, DEFAULT_MAX_FRAME),
-    )
+    (FrameReader::new(r, DEFAULT_MAX_FRAME), FrameWriter::new(w, DEFAULT_MAX_FRAME))
 }
 
 #[cfg(test)]
@@ -33,12 +30,8 @@ mod tests {
     async fn hello_exchange_and_version_mismatch() {
         let ((mut ar, mut aw), (mut br, mut bw)) = pair();
         let t = Duration::from_secs(1);
-        let a = tokio::spawn(async move {
-            handshake(&mut ar, &mut aw, &hello(Role::Dispatcher, "d"), t).await
-        });
-        let got = handshake(&mut br, &mut bw, &hello(Role::Agent, "web01"), t)
-            .await
-            .unwrap();
+        let a = tokio::spawn(async move { handshake(&mut ar, &mut aw, &hello(Role::Dispatcher, "d"), t).await });
+        let got = handshake(&mut br, &mut bw, &hello(Role::Agent, "web01"), t).await.unwrap();
         assert_eq!(got.name, "d");
         assert_eq!(a.await.unwrap().unwrap().name, "web01");
 
@@ -46,9 +39,7 @@ mod tests {
         let mut old = hello(Role::Agent, "old");
         old.version = 99;
         bw.write(&Message::Hello(old)).await.unwrap();
-        let err = handshake(&mut ar, &mut aw, &hello(Role::Dispatcher, "d"), t)
-            .await
-            .unwrap_err();
+        let err = handshake(&mut ar, &mut aw, &hello(Role::Dispatcher, "d"), t).await.unwrap_err();
         assert!(err.to_string().contains("version 99"), "{err}");
         let _ = br.read().await;
     }

@@ -38,11 +38,7 @@ pub struct FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, max_frame: usize) -> Self {
-        FrameReader {
-            inner,
-            decoder: FrameDecoder::new(max_frame),
-            buf: vec![0; 16 * 1024],
-        }
+        FrameReader { inner, decoder: FrameDecoder::new(max_frame), buf: vec![0; 16 * 1024] }
     }
 
     /// The next message; `Ok(None)` at a clean end of stream.
@@ -124,10 +120,7 @@ where
         .map_err(|_| TransportError::Timeout(limit, "waiting for the peer's Hello"))??;
     match got {
         Some(Message::Hello(h)) if h.version == PROTOCOL_VERSION => Ok(h),
-        Some(Message::Hello(h)) => Err(TransportError::Version {
-            peer: h.version,
-            ours: PROTOCOL_VERSION,
-        }),
+        Some(Message::Hello(h)) => Err(TransportError::Version { peer: h.version, ours: PROTOCOL_VERSION }),
         Some(Message::Error { message }) => Err(TransportError::PeerError(message)),
         Some(_) => Err(TransportError::NoHello),
         None => Err(TransportError::ClosedInHandshake),

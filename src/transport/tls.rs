@@ -47,10 +47,7 @@ pub struct Identity {
 
 impl Identity {
     pub fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        Ok(Identity {
-            certs: pki::load_certs(cert)?,
-            key: pki::load_key(key)?,
-        })
+        Ok(Identity { certs: pki::load_certs(cert)?, key: pki::load_key(key)? })
     }
 }
 
@@ -61,18 +58,13 @@ fn provider() -> Arc<CryptoProvider> {
 fn roots(ca: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     for c in ca {
-        store
-            .add(c.clone())
-            .map_err(|e| TlsError::Config(format!("bad CA certificate: {e}")))?;
+        store.add(c.clone()).map_err(|e| TlsError::Config(format!("bad CA certificate: {e}")))?;
     }
     Ok(store)
 }
 
 /// Dispatcher side: present `me`, trust agents signed by `ca`.
-pub fn client_config(
-    ca: &[CertificateDer<'static>],
-    me: Identity,
-) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc<ClientConfig>, TlsError> {
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
@@ -83,10 +75,7 @@ pub fn client_config(
 }
 
 /// Agent side: present `me`, require a client certificate signed by `ca`.
-pub fn server_config(
-    ca: &[CertificateDer<'static>],
-    me: Identity,
-) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc<ServerConfig>, TlsError> {
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
@@ -107,31 +96,18 @@ pub async fn connect(
     config: Arc<ClientConfig>,
     limit: Duration,
 ) -> Result<ClientStream<TcpStream>, TlsError> {
-    let server_name =
-        ServerName::try_from(name.to_string()).map_err(|_| TlsError::BadName(name.into()))?;
+    let server_name = ServerName::try_from(name.to_string()).map_err(|_| TlsError::BadName(name.into()))?;
     let deadline = tokio::time::Instant::now() + limit;
     let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
         .await
-        .map_err(|_| TlsError::Connect {
-            addr: addr.into(),
-            why: format!("no answer within {limit:?}"),
-        })?
-        .map_err(|e| TlsError::Connect {
-            addr: addr.into(),
-            why: e.to_string(),
-        })?;
+        .map_err(|_| TlsError::Connect { addr: addr.into(), why: format!("no answer within {limit:?}") })?
+        .map_err(|e| TlsError::Connect { addr: addr.into(), why: e.to_string() })?;
     let _ = tcp.set_nodelay(true);
     let connector = tokio_rustls::TlsConnector::from(config);
     tokio::time::timeout_at(deadline, connector.connect(server_name, tcp))
         .await
-        .map_err(|_| TlsError::Handshake {
-            addr: addr.into(),
-            why: format!("no TLS answer within {limit:?}"),
-        })?
-        .map_err(|e| TlsError::Handshake {
-            addr: addr.into(),
-            why: explain(&e),
-        })
+        .map_err(|_| TlsError::Handshake { addr: addr.into(), why: format!("no TLS answer within {limit:?}") })?
+        .map_err(|e| TlsError::Handshake { addr: addr.into(), why: explain(&e) })
 }
 
 /// Turn a rustls error into a sentence an operator can act on.
@@ -139,7 +115,7 @@ pub fn explain(e: &std::io::Error) -> String {
     let text = e.to_string();
     if text.contains("NotValidForName") || text.contains("not valid for name") {
         format!("{text} (the agent's certificate names another host: check the registry address)")
-    } else if text.contains("UnknownIssuer") {
+    } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
         format!("{text} (the peer's certificate is not from this fleet's CA)")
     } else {
         text

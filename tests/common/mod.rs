@@ -142,13 +142,7 @@ impl Fleet {
     }
 
     pub fn muster(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        Command::new(BIN).arg("--state-dir").arg(&self.state).args(args).stdin(Stdio::null()).output().unwrap()
     }
 
     /// `muster run TARGETS OPTS -- ACTION ARGS`
