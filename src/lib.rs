@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod enroll;
 pub mod exec;
 pub mod fsutil;
+pub mod hub;
 pub mod pki;
 pub mod protocol;
 pub mod state;

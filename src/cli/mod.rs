@@ -48,6 +48,20 @@ pub enum Command {
     /// The agent registry
     #[command(subcommand)]
     Agents(AgentsCmd),
+    /// Redis hub
+    #[command(subcommand)]
+    Hub(HubCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HubCmd {
+    /// Write a station (ed25519) or network (X25519) key pair: KIND.key (0600) and KIND.pub
+    Keygen {
+        #[arg(value_enum)]
+        kind: crate::hub::keys::KeyKind,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +160,12 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&state, args),
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
         Command::Agents(c) => admin::agents(&state, c),
+        Command::Hub(HubCmd::Keygen { kind, out }) => crate::hub::keys::generate(kind, &out)
+            .map(|(sk, pk)| {
+                println!("wrote {} (secret, 0600) and {}", sk.display(), pk.display());
+                0
+            })
+            .map_err(|e| anyhow::anyhow!(e)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

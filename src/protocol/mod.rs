@@ -2,9 +2,11 @@
 //! and the action-name rule. Pure: nothing here touches sockets, files,
 //! processes or clocks, so all of it can be fuzzed and tested in memory.
 
+pub mod envelope;
 pub mod frame;
 pub mod message;
 pub mod names;
+pub mod replay;
 
 pub use frame::{encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
 pub use message::*;
