@@ -14,6 +14,7 @@ pub mod enroll;
 pub mod exec;
 pub mod fsutil;
 pub mod hub;
+pub mod ns8;
 pub mod pki;
 pub mod protocol;
 pub mod state;

@@ -51,6 +51,9 @@ pub enum Command {
     /// Redis hub
     #[command(subcommand)]
     Hub(HubCmd),
+    /// NethServer ns8-compatible agent on Redis
+    #[command(name = "ns8-agent")]
+    Ns8Agent(crate::ns8::Ns8Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +163,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&state, args),
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
         Command::Agents(c) => admin::agents(&state, c),
+        Command::Ns8Agent(a) => crate::ns8::main(a),
         Command::Hub(HubCmd::Keygen { kind, out }) => crate::hub::keys::generate(kind, &out)
             .map(|(sk, pk)| {
                 println!("wrote {} (secret, 0600) and {}", sk.display(), pk.display());
