@@ -58,6 +58,16 @@ pub struct AgentConfig {
     pub idle_timeout: u64,
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
+    /// Serve dispatchers over mutual TLS on `listen`.
+    #[serde(default = "default_true")]
+    pub tls: bool,
+    /// Serve a Redis hub channel.
+    #[serde(default)]
+    pub hub: Option<crate::hub::config::AgentHub>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_listen() -> String {
@@ -109,6 +119,9 @@ impl AgentConfig {
         c.allowlist = Some(abs(c.allowlist.as_deref().unwrap_or(&c.state_dir.join("scripts.conf"))));
         c.run_dirs = c.run_dirs.iter().map(|p| abs(p)).collect();
         c.hook = c.hook.as_deref().map(abs);
+        if let Some(h) = c.hub.as_mut() {
+            h.resolve(base);
+        }
         if !(c.kill_grace.is_finite() && c.kill_grace >= 0.0) {
             return Err("kill_grace must be a non-negative number of seconds".into());
         }

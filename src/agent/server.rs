@@ -79,22 +79,35 @@ async fn connection(agent: Arc<Agent>, acceptor: tokio_rustls::TlsAcceptor, tcp:
 }
 
 /// Run an agent from its config until SIGTERM/SIGINT; SIGHUP reloads.
+/// Serves mTLS when `tls` is on and the hub when a `[hub]` section exists.
 pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let config = tls_config(&agent).map_err(|e| e.to_string())?;
-    let listener = TcpListener::bind(&agent.cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", agent.cfg.listen))?;
-    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(
-        "agent {} listening on {bound} ({} actions, {} trusted dispatchers)",
-        agent.cfg.name,
-        agent.catalog().len(),
-        agent.trust().dispatcher_count()
-    );
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    if !agent.cfg.tls && agent.cfg.hub.is_none() {
+        return Err("nothing to serve: set tls = true or add a [hub] section".into());
+    }
+    if let Some(h) = agent.cfg.hub.clone() {
+        let hub = Arc::new(crate::hub::agent::HubAgent::new(agent.clone(), h)?);
+        tokio::spawn(hub.run());
+    }
+    let listener = if agent.cfg.tls {
+        let config = tls_config(&agent).map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(&agent.cfg.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", agent.cfg.listen))?;
+        let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            "agent {} listening on {bound} ({} actions, {} trusted dispatchers)",
+            agent.cfg.name,
+            agent.catalog().len(),
+            agent.trust().dispatcher_count()
+        );
+        Some((listener, config))
+    } else {
+        None
+    };
     let reloader = {
         let agent = agent.clone();
         async move {
@@ -115,6 +128,9 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
         tracing::info!("stopping");
     };
-    serve(agent, listener, config, shutdown).await;
+    match listener {
+        Some((listener, config)) => serve(agent, listener, config, shutdown).await,
+        None => shutdown.await,
+    }
     Ok(())
 }

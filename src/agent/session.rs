@@ -127,7 +127,7 @@ fn check_args(args: &[String]) -> Result<(), String> {
 }
 
 /// Check, authorize and run one request, then log one line about it.
-async fn handle_run(agent: Arc<Agent>, peer: Peer, run: Run, tx: mpsc::Sender<Message>) {
+pub(crate) async fn handle_run(agent: Arc<Agent>, peer: Peer, run: Run, tx: mpsc::Sender<Message>) {
     let t0 = Instant::now();
     let outcome = match run_checked(&agent, &peer, &run, &tx).await {
         Ok(fin) => {

@@ -3,6 +3,7 @@
 //! stderr and exit 1.
 
 mod admin;
+mod hub;
 mod run;
 pub use run::{request_id, tls_carrier};
 
@@ -64,6 +65,14 @@ pub enum HubCmd {
         kind: crate::hub::keys::KeyKind,
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// Simulate COUNT agent identities in one process (load test of the hub; answers builtins only)
+    Swarm {
+        /// An agent config with a [hub] section
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
     },
 }
 
@@ -145,9 +154,42 @@ pub struct RunArgs {
     /// Passed to hooks and scripts (masked in logs); default $MUSTER_TOKEN
     #[arg(long)]
     pub token: Option<String>,
+    /// Carrier: mutual TLS to each agent, or the Redis hub
+    #[arg(long, value_enum, default_value_t = Via::Tls)]
+    pub via: Via,
+    /// Hub: channel (default from the [hub] section of dispatcher.toml)
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Hub: Redis URL (redis:// or rediss://), overriding dispatcher.toml
+    #[arg(long)]
+    pub redis: Option<String>,
+    /// Hub: seconds to wait for a first reply (0 = forever)
+    #[arg(long, default_value_t = 2.0)]
+    pub hello_wait: f64,
+    /// Hub: seconds of silence tolerated while agents run (0 = forever)
+    #[arg(long, default_value_t = 120.0)]
+    pub reply_wait: f64,
+    /// Hub: seconds to stay after sending, once nothing runs (0 = 1)
+    #[arg(long, default_value_t = 4.0)]
+    pub minimum_wait: f64,
+    /// Hub: run on this agent identity only (repeatable)
+    #[arg(long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+    /// Hub: do not read or update discovery.toml
+    #[arg(long)]
+    pub no_discovery: bool,
+    /// Hub: return as soon as N agents have finished
+    #[arg(long)]
+    pub expect: Option<usize>,
     /// The action, then its arguments
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    Tls,
+    Hub,
 }
 
 /// Parse the command line, run it, return the exit status.
@@ -164,6 +206,7 @@ pub fn main() -> ExitCode {
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
         Command::Agents(c) => admin::agents(&state, c),
         Command::Ns8Agent(a) => crate::ns8::main(a),
+        Command::Hub(HubCmd::Swarm { config, count }) => hub::swarm(&config, count),
         Command::Hub(HubCmd::Keygen { kind, out }) => crate::hub::keys::generate(kind, &out)
             .map(|(sk, pk)| {
                 println!("wrote {} (secret, 0600) and {}", sk.display(), pk.display());

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -46,6 +46,9 @@ pub fn request_id() -> String {
 
 pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
+    if a.via == super::Via::Hub {
+        return super::hub::run(state, &cfg, a);
+    }
     let (action, args) = a.command.split_first().ok_or_else(|| anyhow!("no action given after --"))?;
     if let Some(t) = a.timeout {
         if !(t.is_finite() && t > 0.0) {

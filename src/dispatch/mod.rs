@@ -29,6 +29,9 @@ pub struct DispatcherConfig {
     pub connect_timeout: u64,
     #[serde(default = "default_fanout")]
     pub fanout: usize,
+    /// Station settings for `--via hub`.
+    #[serde(default)]
+    pub hub: crate::hub::config::StationHub,
 }
 
 fn default_hook_timeout() -> u64 {
@@ -48,6 +51,7 @@ impl Default for DispatcherConfig {
             hook_timeout: default_hook_timeout(),
             connect_timeout: default_connect_timeout(),
             fanout: default_fanout(),
+            hub: Default::default(),
         }
     }
 }

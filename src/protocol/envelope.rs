@@ -44,6 +44,12 @@ pub struct Command {
     pub tags: Vec<String>,
     /// When non-empty, only these agent identities run it.
     pub agents: Vec<String>,
+    /// Redis list the replies go to.
+    pub reply_to: String,
+    /// At most this many agents run at once across the hub; 0 = no limit.
+    pub fanout: u32,
+    /// How long an agent waits for a run slot before refusing busy.
+    pub slot_wait_ms: u64,
     pub run: Run,
 }
 
@@ -52,6 +58,10 @@ pub struct Command {
 pub struct Reply {
     pub challenge: [u8; 32],
     pub agent: String,
+    /// The agent's tags, so the station's discovery knows which runs it
+    /// should have answered.
+    pub tags: Vec<String>,
+    /// Rises with every reply of one agent to one command.
     pub seq: u64,
     pub message: Message,
 }
@@ -163,39 +173,46 @@ pub fn open_command(
     Ok((decode(&signed.body)?, eph_pub))
 }
 
-/// Seal a reply from an agent (holding the network secret) to the
-/// command's ephemeral key.
-pub fn seal_reply(
-    network: &SecretKey,
-    ephemeral: &PublicKey,
-    reply: &Reply,
-    nonce: [u8; 24],
-) -> Result<Vec<u8>, EnvelopeError> {
-    let inner = pad(&encode(reply)?);
-    let sealed = SalsaBox::new(ephemeral, network)
-        .encrypt(&nonce.into(), inner.as_slice())
-        .map_err(|_| EnvelopeError::Decrypt)?;
-    encode(&Envelope { version: ENVELOPE_VERSION, ephemeral: *network.public_key().as_bytes(), nonce, sealed })
+/// The shared key for one command's replies: the agents' side (network
+/// secret + the command's ephemeral public key) or the station's side
+/// (ephemeral secret + network public key). Built once per command, so a
+/// station opening thousands of replies does one key agreement.
+#[derive(Clone)]
+pub struct ReplyBox {
+    inner: std::sync::Arc<SalsaBox>,
+    sender: [u8; 32],
 }
 
-/// Open a reply with the command's ephemeral secret; it must come from a
-/// holder of the network key and echo `challenge`.
-pub fn open_reply(
-    ephemeral: &SecretKey,
-    network: &PublicKey,
-    challenge: &[u8; 32],
-    bytes: &[u8],
-    max: usize,
-) -> Result<Reply, EnvelopeError> {
-    let env = open_envelope(bytes, max)?;
-    let inner = SalsaBox::new(network, ephemeral)
-        .decrypt(&env.nonce.into(), env.sealed.as_slice())
-        .map_err(|_| EnvelopeError::Decrypt)?;
-    let reply: Reply = decode(unpad(&inner)?)?;
-    if &reply.challenge != challenge {
-        return Err(EnvelopeError::Challenge);
+impl ReplyBox {
+    pub fn for_agent(network: &SecretKey, ephemeral: &PublicKey) -> Self {
+        ReplyBox {
+            inner: std::sync::Arc::new(SalsaBox::new(ephemeral, network)),
+            sender: *network.public_key().as_bytes(),
+        }
     }
-    Ok(reply)
+
+    pub fn for_station(ephemeral: &SecretKey, network: &PublicKey) -> Self {
+        ReplyBox { inner: std::sync::Arc::new(SalsaBox::new(network, ephemeral)), sender: *network.as_bytes() }
+    }
+
+    /// Seal a reply (agent side).
+    pub fn seal(&self, reply: &Reply, nonce: [u8; 24]) -> Result<Vec<u8>, EnvelopeError> {
+        let inner = pad(&encode(reply)?);
+        let sealed = self.inner.encrypt(&nonce.into(), inner.as_slice()).map_err(|_| EnvelopeError::Decrypt)?;
+        encode(&Envelope { version: ENVELOPE_VERSION, ephemeral: self.sender, nonce, sealed })
+    }
+
+    /// Open a reply (station side); it must come from a holder of the
+    /// network key and echo `challenge`.
+    pub fn open(&self, challenge: &[u8; 32], bytes: &[u8], max: usize) -> Result<Reply, EnvelopeError> {
+        let env = open_envelope(bytes, max)?;
+        let inner = self.inner.decrypt(&env.nonce.into(), env.sealed.as_slice()).map_err(|_| EnvelopeError::Decrypt)?;
+        let reply: Reply = decode(unpad(&inner)?)?;
+        if &reply.challenge != challenge {
+            return Err(EnvelopeError::Challenge);
+        }
+        Ok(reply)
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +227,9 @@ mod tests {
             challenge: [9; 32],
             tags: vec!["web".into()],
             agents: vec![],
+            reply_to: "muster/c/replies/x".into(),
+            fanout: 0,
+            slot_wait_ms: 1000,
             run: Run {
                 id: 1,
                 request_id: "r".into(),
@@ -238,11 +258,15 @@ mod tests {
         assert_eq!(wire.len(), wire2.len(), "sizes within one bucket look alike");
         let (got, eph) = open_command(&net, &st.verifying_key(), &wire, 1 << 20).unwrap();
         assert_eq!(got, cmd());
-        let reply = Reply { challenge: [9; 32], agent: "a1".into(), seq: 1, message: Message::Pong { id: 1 } };
-        let r = seal_reply(&net, &eph, &reply, [5; 24]).unwrap();
-        let eph_sk = SecretKey::from(fresh.ephemeral);
-        assert_eq!(open_reply(&eph_sk, &net.public_key(), &[9; 32], &r, 1 << 20).unwrap(), reply);
-        assert_eq!(open_reply(&eph_sk, &net.public_key(), &[8; 32], &r, 1 << 20), Err(EnvelopeError::Challenge));
+        let reply =
+            Reply { challenge: [9; 32], agent: "a1".into(), tags: vec![], seq: 1, message: Message::Pong { id: 1 } };
+        let r = ReplyBox::for_agent(&net, &eph).seal(&reply, [5; 24]).unwrap();
+        let station = ReplyBox::for_station(&SecretKey::from(fresh.ephemeral), &net.public_key());
+        assert_eq!(station.open(&[9; 32], &r, 1 << 20).unwrap(), reply);
+        assert_eq!(station.open(&[8; 32], &r, 1 << 20), Err(EnvelopeError::Challenge));
+        let (_, other_net) = keys(77);
+        let forged = ReplyBox::for_agent(&other_net, &eph).seal(&reply, [5; 24]).unwrap();
+        assert_eq!(station.open(&[9; 32], &forged, 1 << 20), Err(EnvelopeError::Decrypt));
     }
 
     #[test]
@@ -268,7 +292,7 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let (st, net) = keys(1);
             let _ = open_command(&net, &st.verifying_key(), &bytes, 512);
-            let _ = open_reply(&net, &net.public_key(), &[0; 32], &bytes, 512);
+            let _ = ReplyBox::for_station(&net, &net.public_key()).open(&[0; 32], &bytes, 512);
             let _ = unpad(&bytes);
         }
     }

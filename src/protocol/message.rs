@@ -51,6 +51,10 @@ pub enum Message {
     Error {
         message: String,
     },
+    /// The request was accepted and waits for a run slot (hub throttling).
+    Queued {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,7 +163,8 @@ impl Message {
             | Message::Refused { id, .. }
             | Message::Cancel { id }
             | Message::Ping { id }
-            | Message::Pong { id } => Some(*id),
+            | Message::Pong { id }
+            | Message::Queued { id } => Some(*id),
             Message::Hello(_) | Message::Error { .. } => None,
         }
     }
