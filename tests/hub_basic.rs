@@ -1,5 +1,6 @@
-//! Hub acceptance: tags, direct messages, failures, unknown actions,
-//! discovery of new and missing agents.
+//! Hub acceptance: tags and direct messages, the exit bits (+4 failing
+//! action, +8 silent agent, +16 unknown action), discovery of new and
+//! missing agents.
 
 mod common;
 #[path = "common/hub.rs"]
@@ -9,14 +10,107 @@ mod redis;
 
 use common::{code, ends, stderr};
 use hubfleet::HubFleet;
+use std::time::{Duration, Instant};
 
 #[test]
-fn smoke() {
+fn tags_select_a_subset_and_agent_reaches_one() {
     let mut f = HubFleet::new();
-    let s = f.script("hello", "echo hello from $MUSTER_AGENT");
-    f.add("a1", &[], &[("hello", &s)], "");
+    let s = f.script("who", "echo $MUSTER_AGENT");
+    for i in 0..20 {
+        let tags: &[&str] = match i % 4 {
+            0 => &["web", "eu"],
+            1 => &["web"],
+            2 => &["db", "eu"],
+            _ => &[],
+        };
+        f.add(&format!("n{i:02}"), tags, &[("who", &s)], "");
+    }
     f.start_all();
-    let out = f.run("all", &["--output", "json", "--expect", "1"], &["hello"]);
-    assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), f.log(0));
-    assert_eq!(ends(&out)["a1"]["state"], "succeeded");
+    let all = f.run("all", &["--output", "json", "--no-discovery", "--expect", "20"], &["who"]);
+    assert_eq!(code(&all), 0, "{}", stderr(&all));
+    assert_eq!(ends(&all).len(), 20);
+    let web_eu =
+        f.run("all", &["--output", "json", "--no-discovery", "--tags", "web,eu", "--minimum-wait", "1"], &["who"]);
+    assert_eq!(code(&web_eu), 0, "{}", stderr(&web_eu));
+    let got: Vec<String> = ends(&web_eu).keys().cloned().collect();
+    let want: Vec<String> = (0..20).filter(|i| i % 4 == 0).map(|i| format!("n{i:02}")).collect();
+    assert_eq!(got, want);
+    let one = f.run("all", &["--output", "json", "--no-discovery", "--agent", "n07", "--minimum-wait", "1"], &["who"]);
+    assert_eq!(code(&one), 0, "{}", stderr(&one));
+    assert_eq!(ends(&one).keys().cloned().collect::<Vec<_>>(), vec!["n07".to_string()]);
+    // A node set as TARGETS is a direct message too.
+    let two = f.run("n[03-04]", &["--output", "json", "--no-discovery"], &["who"]);
+    assert_eq!(ends(&two).keys().cloned().collect::<Vec<_>>(), vec!["n03".to_string(), "n04".to_string()]);
+}
+
+#[test]
+fn failing_silent_and_unknown() {
+    let mut f = HubFleet::new();
+    let marker = f.tmp.path().join("started");
+    let bad = f.script("bad", "echo no; exit 5");
+    let slow = f.script("slow", &format!("echo started; touch {}; sleep 1; echo done", marker.display()));
+    f.add("a1", &[], &[("bad", &bad), ("slow", &slow)], "");
+    f.start_all();
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "1"], &["bad"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert_eq!(ends(&out)["a1"]["exit"], 5);
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "1"], &["nope"]);
+    assert_eq!(code(&out), 16, "{}", stderr(&out));
+    assert!(stderr(&out).contains("unknown action"), "{}", stderr(&out));
+
+    // The agent goes silent mid-run (stopped): +8 after the reply wait.
+    let pid = f.agents[0].child.as_ref().unwrap().id() as i32;
+    let station = std::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "all", "--via", "hub", "--no-discovery", "--reply-wait", "2", "--output", "json", "--", "slow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !marker.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the action never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let out = station.wait_with_output().unwrap();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(code(&out) & 8, 8, "{}", stderr(&out));
+    assert!(stderr(&out).contains("reply wait expired"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("went silent"), "{}", stderr(&out));
+}
+
+#[test]
+fn discovery_reports_new_and_missing() {
+    let mut f = HubFleet::new();
+    let s = f.script("t", "true");
+    for n in ["a1", "a2", "a3"] {
+        f.add(n, &[], &[("t", &s)], "");
+    }
+    f.start_all();
+    let first = f.run("all", &["--minimum-wait", "1", "--expect", "3"], &["t"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    for n in ["a1", "a2", "a3"] {
+        assert!(stderr(&first).contains(&format!("new agent on test: {n}")), "{}", stderr(&first));
+    }
+    // All known agents answered: returns at once, well before the minimum wait.
+    let t0 = Instant::now();
+    let again = f.run("all", &["--minimum-wait", "10"], &["t"]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(t0.elapsed() < Duration::from_secs(5), "waited {:?}", t0.elapsed());
+    assert!(!stderr(&again).contains("new agent"), "{}", stderr(&again));
+
+    f.stop(1);
+    let missing = f.run("all", &["--minimum-wait", "1"], &["t"]);
+    assert_eq!(code(&missing), 0, "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("missing agent on test: a2"), "{}", stderr(&missing));
+    let strict = f.run("all", &["--minimum-wait", "1", "--fail-missing"], &["t"]);
+    assert_eq!(code(&strict), 2, "{}", stderr(&strict));
+
+    let i = f.add("a4", &[], &[("t", &s)], "");
+    f.start(i);
+    f.wait_subscribed(3);
+    let newer = f.run("all", &["--minimum-wait", "1"], &["t"]);
+    assert!(stderr(&newer).contains("new agent on test: a4"), "{}", stderr(&newer));
 }

@@ -1,0 +1,133 @@
+//! Hub acceptance: hub-wide throttling (including a killed slot holder),
+//! agents surviving a Redis restart, and a station that cannot reach Redis.
+
+mod common;
+#[path = "common/hub.rs"]
+mod hubfleet;
+#[path = "common/redis.rs"]
+mod redis;
+
+use common::{code, ends, stderr};
+use hubfleet::HubFleet;
+use std::time::{Duration, Instant};
+
+fn max_overlap(log: &str) -> usize {
+    let mut ev: Vec<(u128, i32)> = log
+        .lines()
+        .filter_map(|l| {
+            let (k, t) = l.split_once(' ')?;
+            Some((t.trim().parse().ok()?, if k == "start" { 1 } else { -1 }))
+        })
+        .collect();
+    ev.sort_by_key(|(t, d)| (*t, *d));
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in ev {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+#[test]
+fn fanout_three_over_twelve() {
+    let mut f = HubFleet::new();
+    let log = f.tmp.path().join("times.log");
+    let s = f.script(
+        "slow",
+        &format!("echo start $(date +%s%N) >> {0}\nsleep 0.3\necho end $(date +%s%N) >> {0}", log.display()),
+    );
+    for i in 0..12 {
+        f.add(&format!("n{i:02}"), &[], &[("slow", &s)], "");
+    }
+    f.start_all();
+    let out = f.run("all", &["--fanout", "3", "--no-discovery", "--expect", "12", "--output", "json"], &["slow"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 12);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 24, "{text}");
+    let m = max_overlap(&text);
+    assert!(m <= 3, "{m} ran at once:\n{text}");
+    assert_eq!(m, 3, "the slots should be used");
+}
+
+#[test]
+fn a_killed_agent_holding_a_slot_does_not_block_the_run() {
+    let mut f = HubFleet::new();
+    let d = f.tmp.path().to_path_buf();
+    let s = f.script(
+        "work",
+        &format!(
+            "if mkdir {0}/first 2>/dev/null; then echo $MUSTER_AGENT > {0}/holder; echo $$ > {0}/holder.pid; sleep 30; fi\necho done",
+            d.display()
+        ),
+    );
+    for i in 0..4 {
+        f.add(&format!("k{i}"), &[], &[("work", &s)], "");
+    }
+    f.start_all();
+    let station = std::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args([
+            "run",
+            "all",
+            "--via",
+            "hub",
+            "--fanout",
+            "1",
+            "--reply-wait",
+            "8",
+            "--no-discovery",
+            "--output",
+            "json",
+        ])
+        .args(["--", "work"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !d.join("holder.pid").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "nobody took the slot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let holder = std::fs::read_to_string(d.join("holder")).unwrap().trim().to_string();
+    let i = f.agents.iter().position(|a| a.name == holder).unwrap();
+    f.stop(i);
+    let script_pid: i32 = std::fs::read_to_string(d.join("holder.pid")).unwrap().trim().parse().unwrap();
+    unsafe { libc::kill(script_pid, libc::SIGKILL) };
+    let out = station.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(25), "took {:?}", t0.elapsed());
+    let e = ends(&out);
+    for a in f.agents.iter().filter(|a| a.name != holder) {
+        assert_eq!(e[&a.name]["state"], "succeeded", "{}: {}", a.name, stderr(&out));
+    }
+    assert_eq!(e[&holder]["state"], "unreachable", "{}", stderr(&out));
+    assert_eq!(code(&out), 8, "{}", stderr(&out));
+}
+
+#[test]
+fn agents_survive_a_redis_restart() {
+    let mut f = HubFleet::new();
+    let s = f.script("t", "echo fine");
+    for n in ["a1", "a2", "a3"] {
+        f.add(n, &[], &[("t", &s)], "");
+    }
+    f.start_all();
+    f.redis.restart();
+    std::thread::sleep(Duration::from_secs(5));
+    let out = f.run("all", &["--no-discovery", "--expect", "3", "--output", "json"], &["t"]);
+    assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), f.log(0));
+    assert_eq!(ends(&out).len(), 3);
+}
+
+#[test]
+fn station_without_redis_exits_1_naming_the_url() {
+    let mut f = HubFleet::new();
+    let url = f.redis.url();
+    f.redis.kill();
+    let out = f.run("all", &["--no-discovery"], &["t"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains(&url), "{}", stderr(&out));
+}
