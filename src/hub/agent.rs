@@ -146,6 +146,10 @@ impl HubAgent {
                 }
                 Err(e) => {
                     tracing::warn!("hub: cannot take a run slot: {e}");
+                    let reason = Refusal::Denied(format!("no run slot: {e}"));
+                    let _ = tx.send(Message::Refused { id, reason }).await;
+                    drop(tx);
+                    let _ = pusher.await;
                     return;
                 }
             }
