@@ -5,7 +5,7 @@
 //! everything. Exit status is the run's bitmask (0 when all succeeded).
 
 use crate::dispatch::outcome;
-use crate::dispatch::output::{Mode, Printer};
+use crate::dispatch::output::{spawn_printer, Mode};
 use crate::dispatch::runner::{self, Plan};
 use crate::dispatch::{self, DispatcherConfig};
 use anyhow::{anyhow, bail, Context, Result};
@@ -112,15 +112,8 @@ fn dispatch_sample(state: &Path) -> Result<u8> {
     let t0 = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let results = rt.block_on(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+        let (tx, printer) = spawn_printer(Mode::Grouped);
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let printer = tokio::spawn(async move {
-            let mut p = Printer::new(Mode::Grouped);
-            while let Some(ev) = rx.recv().await {
-                p.event(&ev);
-            }
-            p.finish();
-        });
         let r = runner::dispatch(carrier, plan, tx, stop_rx).await;
         let _ = printer.await;
         r

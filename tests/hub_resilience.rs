@@ -7,26 +7,9 @@ mod hubfleet;
 #[path = "common/redis.rs"]
 mod redis;
 
-use common::{code, ends, stderr};
+use common::{code, ends, max_overlap, stderr};
 use hubfleet::HubFleet;
 use std::time::{Duration, Instant};
-
-fn max_overlap(log: &str) -> usize {
-    let mut ev: Vec<(u128, i32)> = log
-        .lines()
-        .filter_map(|l| {
-            let (k, t) = l.split_once(' ')?;
-            Some((t.trim().parse().ok()?, if k == "start" { 1 } else { -1 }))
-        })
-        .collect();
-    ev.sort_by_key(|(t, d)| (*t, *d));
-    let (mut cur, mut max) = (0i32, 0i32);
-    for (_, d) in ev {
-        cur += d;
-        max = max.max(cur);
-    }
-    max as usize
-}
 
 #[test]
 fn fanout_three_over_twelve() {

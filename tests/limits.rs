@@ -25,24 +25,6 @@ fn timeout_leaves_no_process_of_the_group() {
     assert!(!alive(pid), "background grandchild {pid} survived");
 }
 
-/// Parse `start|end <nanos>` lines and return the most ever running at once.
-fn max_overlap(log: &str) -> usize {
-    let mut ev: Vec<(u128, i32)> = log
-        .lines()
-        .filter_map(|l| {
-            let (k, t) = l.split_once(' ')?;
-            Some((t.trim().parse().ok()?, if k == "start" { 1 } else { -1 }))
-        })
-        .collect();
-    ev.sort_by_key(|(t, d)| (*t, *d));
-    let (mut cur, mut max) = (0i32, 0i32);
-    for (_, d) in ev {
-        cur += d;
-        max = max.max(cur);
-    }
-    max as usize
-}
-
 #[test]
 fn fanout_two_never_runs_more_than_two() {
     let mut f = Fleet::new();

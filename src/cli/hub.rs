@@ -3,7 +3,7 @@
 use super::RunArgs;
 use crate::dispatch::nodeset;
 use crate::dispatch::outcome;
-use crate::dispatch::output::{Mode, Printer};
+use crate::dispatch::output::{spawn_printer, Mode};
 use crate::dispatch::DispatcherConfig;
 use crate::hub::discovery::Discovery;
 use crate::hub::station::{self, StationPlan, Waits};
@@ -89,14 +89,7 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     let t0 = Instant::now();
     let rt = super::run::runtime()?;
     let outcome = rt.block_on(async move {
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
-        let printer = tokio::task::spawn_blocking(move || {
-            let mut p = Printer::new(mode);
-            while let Some(ev) = rx.blocking_recv() {
-                p.event(&ev);
-            }
-            p.finish();
-        });
+        let (tx, printer) = spawn_printer(mode);
         let r = station::broadcast(plan, tx).await;
         let _ = printer.await;
         r

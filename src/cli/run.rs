@@ -4,7 +4,7 @@
 use super::RunArgs;
 use crate::dispatch::carrier::TlsCarrier;
 use crate::dispatch::outcome::{self, State, TargetResult};
-use crate::dispatch::output::{Mode, Printer};
+use crate::dispatch::output::{spawn_printer, Mode};
 use crate::dispatch::runner::{self, Plan};
 use crate::dispatch::{self, DispatcherConfig};
 use crate::exec::hook::{self, Verdict};
@@ -14,7 +14,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -86,14 +86,7 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
                 return refused;
             }
         }
-        let (tx, mut rx) = mpsc::channel(1024);
-        let printer = tokio::task::spawn_blocking(move || {
-            let mut p = Printer::new(mode);
-            while let Some(ev) = rx.blocking_recv() {
-                p.event(&ev);
-            }
-            p.finish();
-        });
+        let (tx, printer) = spawn_printer(mode);
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {

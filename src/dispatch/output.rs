@@ -100,6 +100,20 @@ impl Printer {
     }
 }
 
+/// Run a printer on a blocking thread: send it events, drop the sender,
+/// then await the handle (it returns after `finish`).
+pub fn spawn_printer(mode: Mode) -> (tokio::sync::mpsc::Sender<Event>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let handle = tokio::task::spawn_blocking(move || {
+        let mut p = Printer::new(mode);
+        while let Some(ev) = rx.blocking_recv() {
+            p.event(&ev);
+        }
+        p.finish();
+    });
+    (tx, handle)
+}
+
 fn print_lines(target: &str, bytes: &[u8], err: bool) {
     let mut text = Vec::with_capacity(bytes.len() + 32);
     for line in bytes.split_inclusive(|b| *b == b'\n') {

@@ -3,7 +3,7 @@
 //! points at the hub, and hub-only agent processes (`tls = false`).
 #![allow(dead_code)]
 
-use crate::common::{stderr, write_script, BIN};
+use crate::common::{spawn_agent, stderr, write_script, BIN};
 use crate::redis::Redis;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -71,17 +71,7 @@ impl HubFleet {
 
     pub fn start(&mut self, i: usize) {
         let a = &mut self.agents[i];
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(a.dir.join("agent.log")).unwrap();
-        let child = Command::new(BIN)
-            .args(["agent", "serve", "--config"])
-            .arg(a.dir.join("agent.toml"))
-            .env("MUSTER_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        a.child = Some(child);
+        a.child = Some(spawn_agent(&a.dir));
     }
 
     /// Start every agent and wait until each is subscribed.

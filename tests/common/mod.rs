@@ -42,6 +42,38 @@ pub fn write_script(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// Start `muster agent serve` on DIR/agent.toml, logging (appending) to DIR/agent.log.
+pub fn spawn_agent(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log")).unwrap();
+    Command::new(BIN)
+        .args(["agent", "serve", "--config"])
+        .arg(dir.join("agent.toml"))
+        .env("MUSTER_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Parse `start|end <nanos>` lines and return the most ever running at once.
+pub fn max_overlap(log: &str) -> usize {
+    let mut ev: Vec<(u128, i32)> = log
+        .lines()
+        .filter_map(|l| {
+            let (k, t) = l.split_once(' ')?;
+            Some((t.trim().parse().ok()?, if k == "start" { 1 } else { -1 }))
+        })
+        .collect();
+    ev.sort_by_key(|(t, d)| (*t, *d));
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in ev {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
 impl Fleet {
     pub fn new() -> Fleet {
         let tmp = tempfile::tempdir().unwrap();
@@ -95,16 +127,7 @@ impl Fleet {
 
     pub fn start(&mut self, i: usize) {
         let a = &mut self.agents[i];
-        let log = std::fs::File::create(a.dir.join("agent.log")).unwrap();
-        let child = Command::new(BIN)
-            .args(["agent", "serve", "--config"])
-            .arg(a.dir.join("agent.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        a.child = Some(child);
+        a.child = Some(spawn_agent(&a.dir));
     }
 
     pub fn start_all(&mut self) {
