@@ -101,3 +101,25 @@ fn oversized_frame_closes_only_that_connection() {
     let out = f.run("a1", &["--output", "json"], &["t"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn connections_over_the_limit_are_closed_and_others_continue() {
+    let mut f = Fleet::new();
+    let s = f.script("t", "true");
+    let i = f.add("a1", &[], &[("t", &s)]);
+    f.configure(i, "max_connections = 2");
+    f.start_all();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let carrier = muster::cli::tls_carrier(&f.state, &Default::default()).unwrap();
+        let mut one = carrier.open(&target(&f, 0)).await.unwrap();
+        let two = carrier.open(&target(&f, 0)).await.unwrap();
+        assert!(carrier.open(&target(&f, 0)).await.is_err(), "a third connection must be refused");
+        drop(two);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        carrier.open(&target(&f, 0)).await.expect("a slot is free again");
+        one.writer.write(&Message::Ping { id: 1 }).await.unwrap();
+        assert_eq!(one.reader.read().await.unwrap(), Some(Message::Pong { id: 1 }));
+    });
+    assert!(f.log(0).contains("connections already open"), "{}", f.log(0));
+}

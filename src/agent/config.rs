@@ -58,6 +58,9 @@ pub struct AgentConfig {
     pub idle_timeout: u64,
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
+    /// Open connections at once; more are closed at accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Serve dispatchers over mutual TLS on `listen`.
     #[serde(default = "default_true")]
     pub tls: bool,
@@ -96,6 +99,9 @@ fn default_handshake_timeout() -> u64 {
 }
 fn default_idle_timeout() -> u64 {
     60
+}
+fn default_max_connections() -> usize {
+    256
 }
 fn default_max_frame() -> usize {
     crate::protocol::DEFAULT_MAX_FRAME

@@ -29,14 +29,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let slots = Arc::new(tokio::sync::Semaphore::new(agent.cfg.max_connections));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, addr)) => {
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(peer = %addr, "refused connection: {} connections already open", agent.cfg.max_connections);
+                        continue;
+                    };
                     let _ = tcp.set_nodelay(true);
-                    tokio::spawn(connection(agent.clone(), acceptor.clone(), tcp, addr.to_string()));
+                    let (agent, acceptor) = (agent.clone(), acceptor.clone());
+                    tokio::spawn(async move {
+                        connection(agent, acceptor, tcp, addr.to_string()).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!("accept failed: {e}");

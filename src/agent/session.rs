@@ -70,6 +70,10 @@ where
         };
         match msg {
             Message::Run(run) => {
+                if ids.len() >= 1024 {
+                    // Forget ids of requests that have ended.
+                    ids.retain(|_, rid| is_running(&agent, rid));
+                }
                 ids.insert(run.id, run.request_id.clone());
                 tokio::spawn(handle_run(agent.clone(), peer.clone(), run, tx.clone()));
             }
@@ -93,7 +97,11 @@ where
 }
 
 fn agent_running(agent: &Agent, ids: &HashMap<u64, String>, id: u64) -> bool {
-    ids.get(&id).is_some_and(|rid| agent.running.lock().map(|m| m.contains_key(rid)).unwrap_or(false))
+    ids.get(&id).is_some_and(|rid| is_running(agent, rid))
+}
+
+fn is_running(agent: &Agent, request_id: &str) -> bool {
+    agent.running.lock().map(|m| m.contains_key(request_id)).unwrap_or(false)
 }
 
 /// The JSON context a hook and a script read on stdin.
