@@ -103,3 +103,24 @@ async fn builtins_busy_and_cancel() {
     let (_, end7) = until_end(&mut r, 7, &mut others).await;
     assert!(matches!(end7, Message::Finished(ref f) if f.exit == Some(2)), "{end7:?}");
 }
+
+#[tokio::test]
+async fn action_roots_are_part_of_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r1, r2) = (dir.path().join("r1/deploy"), dir.path().join("r2/deploy"));
+    common::write_script(&r1.join("10-first"), "echo one");
+    common::write_script(&r1.join("20-second"), "echo two-from-r1");
+    common::write_script(&r2.join("20-second"), "echo two-from-r2");
+    common::write_script(&r2.join("30-third"), "echo three");
+    let cfg = AgentConfig::parse("name = \"mem2\"\nstate_dir = \".\"\naction_roots = [\"r1\", \"r2\"]\n", dir.path())
+        .unwrap();
+    let agent = Arc::new(Agent::new(cfg).unwrap());
+    let ((ar, aw), (mut r, mut w)) = memory::pair();
+    let peer = Peer { dispatcher: "d1".into(), serial: "1000".into(), addr: "memory".into() };
+    tokio::spawn(session::serve(agent, ar, aw, peer));
+    handshake(&mut r, &mut w, &hello(Role::Dispatcher, "d1"), Duration::from_secs(2)).await.unwrap();
+    w.write(&run(1, "deploy", &[])).await.unwrap();
+    let (out, end) = until_end(&mut r, 1, &mut Vec::new()).await;
+    assert!(matches!(end, Message::Finished(ref f) if f.exit == Some(0)), "{end:?}");
+    assert_eq!(String::from_utf8(out).unwrap(), "one\ntwo-from-r2\nthree\n");
+}

@@ -29,6 +29,10 @@ pub struct AgentConfig {
     pub allowlist: Option<PathBuf>,
     #[serde(default)]
     pub run_dirs: Vec<PathBuf>,
+    /// ns8-style action roots: `ROOT/<action>/<step>`, steps in name order
+    /// across roots, a later root's step replacing an earlier one.
+    #[serde(default)]
+    pub action_roots: Vec<PathBuf>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default = "default_max_concurrent")]
@@ -124,6 +128,7 @@ impl AgentConfig {
         c.state_dir = abs(&c.state_dir);
         c.allowlist = Some(abs(c.allowlist.as_deref().unwrap_or(&c.state_dir.join("scripts.conf"))));
         c.run_dirs = c.run_dirs.iter().map(|p| abs(p)).collect();
+        c.action_roots = c.action_roots.iter().map(|p| abs(p)).collect();
         c.hook = c.hook.as_deref().map(abs);
         if let Some(h) = c.hub.as_mut() {
             h.resolve(base);

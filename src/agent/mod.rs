@@ -136,5 +136,7 @@ impl Drop for Slot {
 }
 
 fn load_catalog(cfg: &AgentConfig) -> Result<Catalog, String> {
-    Catalog::load(cfg.allowlist.as_deref(), &cfg.run_dirs).map_err(|e| e.to_string())
+    let mut catalog = Catalog::load(cfg.allowlist.as_deref(), &cfg.run_dirs).map_err(|e| e.to_string())?;
+    catalog.add_roots(&cfg.action_roots);
+    Ok(catalog)
 }

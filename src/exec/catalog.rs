@@ -1,8 +1,10 @@
 //! The action catalog: names an agent will run and the steps behind each.
 //! Sources are the allowlist file (`name = /absolute/path`, one step each)
-//! and run directories (each executable file is a one-step action). Loading
-//! is all-or-nothing: a malformed allowlist yields an error naming the file
-//! and line, and the caller keeps its previous catalog.
+//! and run directories (each executable file is a one-step action), plus
+//! ns8 action roots (`ROOT/<action>/<step>`, see [`super::roots`]) merged
+//! with [`Catalog::add_roots`]. Loading is all-or-nothing: a malformed
+//! allowlist yields an error naming the file and line, and the caller keeps
+//! its previous catalog.
 
 use crate::protocol::check_action_name;
 use std::collections::BTreeMap;
@@ -50,6 +52,31 @@ impl Catalog {
             }
         }
         Ok(Catalog { actions })
+    }
+
+    /// Merge ns8 action roots: each action directory becomes an action whose
+    /// steps are its executable files in name order across the roots (a
+    /// later root replaces an earlier step of the same name). Names that are
+    /// not valid action names or are builtins are skipped; an action defined
+    /// by the allowlist or a run directory keeps that definition.
+    pub fn add_roots(&mut self, action_roots: &[PathBuf]) {
+        for name in super::roots::list(action_roots) {
+            if check_action_name(&name).is_err()
+                || BUILTINS.contains(&name.as_str())
+                || self.actions.contains_key(&name)
+            {
+                continue;
+            }
+            let steps: Vec<PathBuf> = super::roots::scan_action(action_roots, &name)
+                .steps
+                .into_iter()
+                .filter(|s| super::roots::is_executable(&s.path))
+                .map(|s| s.path)
+                .collect();
+            if !steps.is_empty() {
+                self.actions.insert(name.clone(), Action { name, steps });
+            }
+        }
     }
 
     pub fn from_actions(list: Vec<Action>) -> Catalog {
@@ -140,6 +167,21 @@ mod tests {
             assert!(e.to_string().contains(what), "{bad}: {e}");
             assert!(e.to_string().starts_with("s.conf:"), "{e}");
         }
+    }
+
+    #[test]
+    fn roots_merge_in_step_order() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        for (p, mode) in [("a/up/10x", 0o755), ("a/up/20y", 0o755), ("b/up/20y", 0o755), ("b/up/README", 0o644)] {
+            let p = d.path().join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let mut c = Catalog::load(None, &[]).unwrap();
+        c.add_roots(&[a.clone(), b.clone()]);
+        assert_eq!(c.get("up").unwrap().steps, vec![a.join("up/10x"), b.join("up/20y")]);
     }
 
     #[test]

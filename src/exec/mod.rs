@@ -1,11 +1,15 @@
-//! Running actions: the catalog of what may run (`catalog`), the process
-//! runner with process groups, timeouts, output caps and cancellation
-//! (`runner`), and the auth hook protocol shared by agent and dispatcher
-//! (`hook`). Every carrier runs actions through this one module.
+//! Running actions: the catalog of what may run (`catalog`, plus the ns8
+//! action-root layout in `roots`), starting one step process with its
+//! stdio, process group and optional command channel (`step`), the
+//! request runner with timeouts, output caps and cancellation (`runner`),
+//! and the auth hook protocol shared by agent and dispatcher (`hook`).
+//! Every carrier, the ns8 front door included, starts steps through `step`.
 
 pub mod catalog;
 pub mod hook;
+pub mod roots;
 pub mod runner;
+pub mod step;
 
 pub use catalog::{Action, Catalog, CatalogError, BUILTINS};
 pub use runner::{Job, Limits};

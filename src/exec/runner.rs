@@ -6,14 +6,14 @@
 //! a grace period; when a step ends, whatever it left in its group is
 //! killed, so no action outlives its request.
 
+use super::step::{self, Spawned, StepCommand};
 use crate::protocol::{End, Finished, Message, Stream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +91,7 @@ struct StepEnd {
 #[allow(clippy::too_many_arguments)]
 async fn run_step(
     job: &Job,
-    step: &PathBuf,
+    step: &std::path::Path,
     first: bool,
     deadline: tokio::time::Instant,
     events: &mpsc::Sender<Message>,
@@ -99,17 +99,14 @@ async fn run_step(
     used: &Arc<AtomicUsize>,
     truncated: &Arc<AtomicBool>,
 ) -> StepEnd {
-    let mut cmd = tokio::process::Command::new(step);
-    cmd.args(&job.args)
-        .current_dir(&job.workdir)
-        .envs(job.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    let spec = StepCommand {
+        args: job.args.clone(),
+        env: job.env.clone(),
+        cwd: Some(job.workdir.clone()),
+        ..StepCommand::new(step)
+    };
+    let spawned = match step::spawn(&spec, job.stdin.clone()) {
+        Ok(s) => s,
         Err(e) => {
             return StepEnd {
                 exit: None,
@@ -118,19 +115,13 @@ async fn run_step(
             }
         }
     };
-    let pid = child.id().unwrap_or(0);
+    let Spawned { mut child, pid, stdout, stderr, .. } = spawned;
     if first {
         let _ = events.send(Message::Started { id: job.id, pid }).await;
     }
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = job.stdin.clone();
-        tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-        });
-    }
     let pumps: Vec<_> = [
-        child.stdout.take().map(|o| pump(o, Stream::Stdout, job, events, used, truncated)),
-        child.stderr.take().map(|e| pump(e, Stream::Stderr, job, events, used, truncated)),
+        stdout.map(|o| pump(o, Stream::Stdout, job, events, used, truncated)),
+        stderr.map(|e| pump(e, Stream::Stderr, job, events, used, truncated)),
     ]
     .into_iter()
     .flatten()

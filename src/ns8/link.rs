@@ -1,0 +1,149 @@
+//! Redis connections for the task side, shaped like the original's
+//! go-redis client: commands in lower case as go-redis sends them, `client
+//! setname <agent-id>` on every new connection, no `client setinfo`, and
+//! network failures retried up to 10 times with a 100 ms to 5 s backoff on
+//! a fresh connection. [`Link`] is the shared connection for keys and
+//! progress; [`connect`] opens the dedicated one `brpop` blocks on.
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+const MAX_RETRIES: u32 = 10;
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// go-redis' default read timeout, added to a blocking command's own.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `host:port`
+    pub address: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Sent with `client setname`.
+    pub name: String,
+}
+
+/// Open a connection, authenticate and name it.
+pub async fn connect(s: &Settings, response_timeout: Option<Duration>) -> RedisResult<MultiplexedConnection> {
+    let info = format!("redis://{}", s.address).into_connection_info()?;
+    let mut redis = info.redis_settings().clone().set_skip_set_lib_name();
+    if let Some(u) = &s.username {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = &s.password {
+        redis = redis.set_password(p);
+    }
+    let client = Client::open(info.set_redis_settings(redis))?;
+    let config = AsyncConnectionConfig::new()
+        .set_response_timeout(response_timeout)
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+    redis::cmd("client").arg("setname").arg(&s.name).query_async::<()>(&mut conn).await?;
+    Ok(conn)
+}
+
+/// True for failures worth a retry on a new connection.
+pub fn retryable(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.code(), Some("LOADING" | "READONLY" | "CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN"))
+}
+
+/// A Redis error worded like go-redis words it in the original's log.
+pub fn error_text(e: &RedisError, address: &str) -> String {
+    if e.is_connection_refusal() {
+        return format!("dial tcp {address}: connect: connection refused");
+    }
+    if e.is_connection_dropped() {
+        return "EOF".into();
+    }
+    if e.is_timeout() {
+        return format!("read tcp {address}: i/o timeout");
+    }
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// The shared connection, reopened on demand.
+pub struct Link {
+    settings: Settings,
+    conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Link {
+    pub fn new(settings: Settings) -> Link {
+        Link { settings, conn: Mutex::new(None) }
+    }
+
+    async fn get(&self) -> RedisResult<MultiplexedConnection> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = connect(&self.settings, Some(READ_TIMEOUT)).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Run `cmd`, retrying network failures.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        let mut attempt = 0;
+        loop {
+            let result = match self.get().await {
+                Ok(mut c) => cmd.query_async::<T>(&mut c).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
+                    self.forget().await;
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Run `cmds` inside `multi` ... `exec` in one round trip (as go-redis'
+    /// `TxPipelined` does), retrying network failures.
+    pub async fn transaction(&self, cmds: &[Cmd]) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("multi");
+        for c in cmds {
+            pipe.add_command(c.clone());
+        }
+        pipe.cmd("exec");
+        let mut attempt = 0;
+        loop {
+            let result = match self.get().await {
+                Ok(mut c) => pipe.query_async::<redis::Value>(&mut c).await.map(drop),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
+                    self.forget().await;
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    MIN_BACKOFF.saturating_mul(1u32 << attempt.min(16)).min(MAX_BACKOFF)
+}
