@@ -92,27 +92,28 @@ pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) 
     // hash is replaced only after a completed action.
     let env = envfile::read();
     agent.finish(&task.id, &proc, &out, (proc.status == COMPLETED).then_some(env.as_slice())).await;
-    log!(
-        INFO,
-        "task/{}/{}: action \"{}\" status is \"{}\" ({}) at step {last_step}",
-        agent.cfg.id,
-        task.id,
-        task.action,
-        proc.status,
-        out.exit_code
-    );
+    agent.log_end(task, &proc, &out, &last_step);
+}
+
+/// A schema that could not be applied aborts the action with exit 1.
+fn abort_validation(
+    which: &str,
+    path: &Path,
+    fault: &dyn std::fmt::Display,
+    proc: &mut Processor,
+    out: &mut Outcome,
+) -> Flow {
+    let msg = format!("JSON Schema {which} validation aborted at step {}: {fault}\n", path.display());
+    log!(ERR, "{msg}");
+    out.error.extend_from_slice(msg.as_bytes());
+    proc.status = ABORTED;
+    out.exit_code = 1;
+    Flow::Stop
 }
 
 fn check_input(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome) -> Flow {
     match validate::check(path, &task.data) {
-        Err(fault) => {
-            let msg = format!("JSON Schema input validation aborted at step {}: {fault}\n", path.display());
-            log!(ERR, "{msg}");
-            out.error.extend_from_slice(msg.as_bytes());
-            proc.status = ABORTED;
-            out.exit_code = 1;
-            Flow::Stop
-        }
+        Err(fault) => abort_validation("input", path, &fault, proc, out),
         Ok(problems) if !problems.is_empty() => {
             let text = validate::to_text(&problems);
             out.error.extend_from_slice(format!("Validation errors: {text}\n").as_bytes());
@@ -128,14 +129,7 @@ fn check_input(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome
 
 fn check_output(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome) -> Flow {
     match validate::parse_output(&out.output).and_then(|v| validate::check(path, &v)) {
-        Err(fault) => {
-            let msg = format!("JSON Schema output validation aborted at step {}: {fault}\n", path.display());
-            log!(ERR, "{msg}");
-            out.error.extend_from_slice(msg.as_bytes());
-            proc.status = ABORTED;
-            out.exit_code = 1;
-            Flow::Stop
-        }
+        Err(fault) => abort_validation("output", path, &fault, proc, out),
         Ok(problems) if !problems.is_empty() => {
             let text = validate::to_text(&problems);
             out.error.extend_from_slice(format!("Validation errors: {text}\n").as_bytes());

@@ -66,15 +66,7 @@ pub async fn cancel_task(agent: &Agent, task: &Task) {
         }
     }
     agent.finish(&task.id, &proc, &out, None).await;
-    log!(
-        INFO,
-        "task/{}/{}: action \"{}\" status is \"{}\" ({}) at step {last_step}",
-        agent.cfg.id,
-        task.id,
-        task.action,
-        proc.status,
-        out.exit_code
-    );
+    agent.log_end(task, &proc, &out, last_step);
 }
 
 /// The id to cancel, when `data` decodes as the original's request struct

@@ -170,6 +170,19 @@ impl Agent {
         }
     }
 
+    /// The last log line of every task.
+    pub fn log_end(&self, task: &task::Task, proc: &Processor, result: &Outcome, last_step: &str) {
+        log!(
+            log::INFO,
+            "task/{}/{}: action \"{}\" status is \"{}\" ({}) at step {last_step}",
+            self.cfg.id,
+            task.id,
+            task.action,
+            proc.status,
+            result.exit_code
+        );
+    }
+
     /// Register a starting task; returns its generation and cancel receiver.
     fn register(&self, task_id: &str) -> (u64, watch::Receiver<bool>) {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
