@@ -98,12 +98,17 @@ impl Link {
         *self.conn.lock().await = None;
     }
 
-    /// Run `cmd`, retrying network failures.
-    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+    /// Run `op` on the shared connection, retrying network failures with
+    /// backoff (a fresh connection each retry).
+    async fn retry<T, F, Fut>(&self, mut op: F) -> RedisResult<T>
+    where
+        F: FnMut(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
         let mut attempt = 0;
         loop {
             let result = match self.get().await {
-                Ok(mut c) => cmd.query_async::<T>(&mut c).await,
+                Ok(c) => op(c).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -117,6 +122,11 @@ impl Link {
         }
     }
 
+    /// Run `cmd`, retrying network failures.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
+        self.retry(|mut c| async move { cmd.query_async::<T>(&mut c).await }).await
+    }
+
     /// Run `cmds` inside `multi` ... `exec` in one round trip (as go-redis'
     /// `TxPipelined` does), retrying network failures.
     pub async fn transaction(&self, cmds: &[Cmd]) -> RedisResult<()> {
@@ -126,21 +136,8 @@ impl Link {
             pipe.add_command(c.clone());
         }
         pipe.cmd("exec");
-        let mut attempt = 0;
-        loop {
-            let result = match self.get().await {
-                Ok(mut c) => pipe.query_async::<redis::Value>(&mut c).await.map(drop),
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(e) if retryable(&e) && attempt < MAX_RETRIES => {
-                    self.forget().await;
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let pipe = &pipe;
+        self.retry(|mut c| async move { pipe.query_async::<redis::Value>(&mut c).await.map(drop) }).await
     }
 }
 
