@@ -4,10 +4,10 @@
 //! all of them with grouped output, then stops the agents and removes
 //! everything. Exit status is the run's bitmask (0 when all succeeded).
 
-use crate::dispatch::outcome;
-use crate::dispatch::output::{spawn_printer, Mode};
-use crate::dispatch::runner::{self, Plan};
+use crate::dispatch::output::Mode;
+use crate::dispatch::plan::{Plan, Request};
 use crate::dispatch::{self, DispatcherConfig};
+use crate::transport::carrier::Carrier;
 use anyhow::{anyhow, bail, Context, Result};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -95,29 +95,27 @@ fn wait_listening(addrs: &[SocketAddr], limit: Duration) -> Result<()> {
 fn dispatch_sample(state: &Path) -> Result<u8> {
     let cfg = DispatcherConfig::default();
     let resolved = dispatch::resolve(state, "all", &[]).map_err(|e| anyhow!(e))?;
-    let carrier = Arc::new(crate::cli::tls_carrier(state, &cfg)?);
+    let carrier = crate::cli::tls_carrier(state, &cfg)?;
     let plan = Plan {
+        request: Request {
+            request_id: crate::cli::request_id(),
+            action: "hello".into(),
+            args: vec!["from".into(), "the".into(), "demo".into()],
+            username: "demo".into(),
+            token: None,
+            timeout: Duration::from_secs(30),
+        },
+        dispatcher: carrier.dispatcher_id.clone(),
+        via: "tls".into(),
         targets: resolved.targets,
         missing: resolved.missing,
-        request_id: crate::cli::request_id(),
-        action: "hello".into(),
-        args: vec!["from".into(), "the".into(), "demo".into()],
-        username: "demo".into(),
-        token: None,
-        timeout: Some(Duration::from_secs(30)),
         fanout: 64,
         max_errors: None,
         lock_dir: Some(state.join("locks")),
+        hook: None,
+        liveness: Default::default(),
+        broadcast: Default::default(),
     };
-    let t0 = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let results = rt.block_on(async move {
-        let (tx, printer) = spawn_printer(Mode::Grouped);
-        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let r = runner::dispatch(carrier, plan, tx, stop_rx).await;
-        let _ = printer.await;
-        r
-    });
-    eprint!("{}", outcome::summary(&results, t0.elapsed()));
-    Ok(outcome::exit_status(&results))
+    let outcome = crate::cli::dispatch_plan(Carrier::Dial(Arc::new(carrier)), plan, Mode::Grouped)?;
+    Ok(outcome.exit_status())
 }

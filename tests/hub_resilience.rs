@@ -86,7 +86,7 @@ fn a_killed_agent_holding_a_slot_does_not_block_the_run() {
     for a in f.agents.iter().filter(|a| a.name != holder) {
         assert_eq!(e[&a.name]["state"], "succeeded", "{}: {}", a.name, stderr(&out));
     }
-    assert_eq!(e[&holder]["state"], "unreachable", "{}", stderr(&out));
+    assert_eq!(e[&holder]["state"], "lost", "{}", stderr(&out));
     assert_eq!(code(&out), 8, "{}", stderr(&out));
 }
 

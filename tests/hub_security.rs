@@ -86,7 +86,7 @@ fn replays_and_foreign_keys_run_nowhere() {
     keygen("station", &other);
     std::fs::copy(other.join("station.key"), f.state.join("hub/station.key")).unwrap();
     let out = f.run("all", &["--no-discovery", "--hello-wait", "1"], &["count"]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&out), 2, "nobody answered: {}", stderr(&out));
     assert!(ends(&out).is_empty());
     assert!(f.log(0).contains("bad station signature"), "{}", f.log(0));
 
@@ -95,6 +95,7 @@ fn replays_and_foreign_keys_run_nowhere() {
     keygen("network", &other);
     std::fs::copy(other.join("network.pub"), f.state.join("hub/network.pub")).unwrap();
     let out = f.run("all", &["--no-discovery", "--hello-wait", "1"], &["count"]);
+    assert_eq!(code(&out), 2, "nobody answered: {}", stderr(&out));
     assert!(ends(&out).is_empty());
     assert!(f.log(1).contains("cannot decrypt"), "{}", f.log(1));
     std::thread::sleep(Duration::from_millis(300));

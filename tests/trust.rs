@@ -5,8 +5,8 @@
 
 mod common;
 use common::*;
-use muster::dispatch::carrier::{Carrier, Target};
 use muster::protocol::Message;
+use muster::transport::carrier::{Dialer, Target};
 
 fn target(f: &Fleet, i: usize) -> Target {
     Target { name: f.agents[i].name.clone(), addr: f.agents[i].addr.to_string() }
@@ -26,7 +26,7 @@ fn client_cert_from_another_ca_is_rejected() {
         certs: muster::pki::parse_certs_pem(&me.cert_pem).unwrap(),
         key: muster::pki::parse_key_pem(&me.key_pem).unwrap(),
     };
-    let carrier = muster::dispatch::carrier::TlsCarrier {
+    let carrier = muster::transport::tls_carrier::TlsCarrier {
         config: muster::transport::tls::client_config(&ca, identity).unwrap(),
         dispatcher_id: "intruder".into(),
         connect_timeout: std::time::Duration::from_secs(5),
@@ -103,23 +103,27 @@ fn oversized_frame_closes_only_that_connection() {
 }
 
 #[test]
-fn connections_over_the_limit_are_closed_and_others_continue() {
+fn sessions_over_the_limit_are_refused_busy_and_others_continue() {
     let mut f = Fleet::new();
     let s = f.script("t", "true");
     let i = f.add("a1", &[], &[("t", &s)]);
-    f.configure(i, "max_connections = 2");
+    f.configure(i, "max_sessions = 2");
     f.start_all();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let carrier = muster::cli::tls_carrier(&f.state, &Default::default()).unwrap();
         let mut one = carrier.open(&target(&f, 0)).await.unwrap();
         let two = carrier.open(&target(&f, 0)).await.unwrap();
-        assert!(carrier.open(&target(&f, 0)).await.is_err(), "a third connection must be refused");
+        match carrier.open(&target(&f, 0)).await {
+            Err(muster::transport::carrier::OpenError::Refused(r)) => assert_eq!(r.kind, "busy", "{r:?}"),
+            Err(e) => panic!("a third session must be refused busy, got {e}"),
+            Ok(_) => panic!("a third session must be refused"),
+        }
         drop(two);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         carrier.open(&target(&f, 0)).await.expect("a slot is free again");
         one.writer.write(&Message::Ping { id: 1 }).await.unwrap();
         assert_eq!(one.reader.read().await.unwrap(), Some(Message::Pong { id: 1 }));
     });
-    assert!(f.log(0).contains("connections already open"), "{}", f.log(0));
+    assert!(f.log(0).contains("sessions already open"), "{}", f.log(0));
 }

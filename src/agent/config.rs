@@ -62,9 +62,18 @@ pub struct AgentConfig {
     pub idle_timeout: u64,
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
-    /// Open connections at once; more are closed at accept.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: usize,
+    /// Authenticated sessions at once; a trusted dispatcher beyond this is
+    /// answered `busy` after its handshake. (`max_connections` is the old name.)
+    #[serde(default = "default_max_sessions", alias = "max_connections")]
+    pub max_sessions: usize,
+    /// Connections still in their TLS handshake at once; beyond this the
+    /// oldest unauthenticated one is dropped to make room.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// Variables added to every action's environment (over PATH, HOME and
+    /// LANG; under the request's own `MUSTER_*` names).
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
     /// Serve dispatchers over mutual TLS on `listen`.
     #[serde(default = "default_true")]
     pub tls: bool,
@@ -104,8 +113,11 @@ fn default_handshake_timeout() -> u64 {
 fn default_idle_timeout() -> u64 {
     60
 }
-fn default_max_connections() -> usize {
+fn default_max_sessions() -> usize {
     256
+}
+fn default_max_handshakes() -> usize {
+    64
 }
 fn default_max_frame() -> usize {
     crate::protocol::DEFAULT_MAX_FRAME
@@ -139,6 +151,9 @@ impl AgentConfig {
         if c.max_concurrent == 0 {
             return Err("max_concurrent must be at least 1".into());
         }
+        if c.max_sessions == 0 || c.max_handshakes == 0 {
+            return Err("max_sessions and max_handshakes must be at least 1".into());
+        }
         Ok(c)
     }
 
@@ -147,7 +162,27 @@ impl AgentConfig {
     }
 
     pub fn grace(&self) -> Duration {
-        Duration::from_secs_f64(self.kill_grace)
+        Duration::try_from_secs_f64(self.kill_grace).unwrap_or(Duration::MAX)
+    }
+
+    pub fn hook_timeout(&self) -> Duration {
+        Duration::from_secs(self.hook_timeout)
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        Duration::from_secs(self.default_timeout)
+    }
+
+    pub fn max_timeout(&self) -> Duration {
+        Duration::from_secs(self.max_timeout)
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout)
     }
 }
 

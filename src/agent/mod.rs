@@ -1,12 +1,17 @@
 //! The agent: serves actions from its catalog to trusted dispatchers. This
 //! file owns the shared agent state (config, catalog, trust, running
-//! requests) and its atomic reload; `server` accepts mTLS connections,
-//! `session` serves one connection, `builtins` answers the built-in actions.
+//! requests, run slots, shutdown) and its atomic reload. Front doors —
+//! `server` (mTLS listener, one `session` per connection), `hub` (Redis
+//! subscriber, and its load-test `swarm`) — all admit and run requests
+//! through `request`; `builtins` answers the built-in actions.
 
 pub mod builtins;
 pub mod config;
+pub mod hub;
+pub mod request;
 pub mod server;
 pub mod session;
+pub mod swarm;
 pub mod trust;
 
 use crate::exec::Catalog;
@@ -14,8 +19,10 @@ pub use config::AgentConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 pub use trust::Trust;
 
 /// A request that is running, for `cancel` and duplicate checks.
@@ -31,6 +38,10 @@ pub struct Agent {
     running: Mutex<HashMap<String, Running>>,
     active: AtomicU32,
     pub started: Instant,
+    /// Cancelled when the agent begins to stop: nothing new is admitted.
+    stopping: CancellationToken,
+    /// Every request task, so a stop can wait for their end reports.
+    tasks: TaskTracker,
 }
 
 impl Agent {
@@ -45,6 +56,8 @@ impl Agent {
             running: Mutex::new(HashMap::new()),
             active: AtomicU32::new(0),
             started: Instant::now(),
+            stopping: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         })
     }
 
@@ -84,8 +97,10 @@ impl Agent {
         }
     }
 
-    /// Take a run slot; `None` when `max_concurrent` are running.
-    fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
+    /// Take a run slot; `None` when `max_concurrent` are running. Every
+    /// front door takes one before a request's hook or process starts, so
+    /// hooks, processes and request tasks are all bounded by it.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
         let max = self.cfg.max_concurrent;
         self.active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
@@ -94,7 +109,7 @@ impl Agent {
     }
 
     /// Register a running request; false if the id is already running.
-    fn register(&self, request_id: &str, dispatcher: &str, cancel: watch::Sender<bool>) -> bool {
+    pub(crate) fn register(&self, request_id: &str, dispatcher: &str, cancel: watch::Sender<bool>) -> bool {
         let Ok(mut map) = self.running.lock() else { return false };
         if map.contains_key(request_id) {
             return false;
@@ -103,7 +118,7 @@ impl Agent {
         true
     }
 
-    fn unregister(&self, request_id: &str) {
+    pub(crate) fn unregister(&self, request_id: &str) {
         if let Ok(mut map) = self.running.lock() {
             map.remove(request_id);
         }
@@ -121,13 +136,51 @@ impl Agent {
         }
     }
 
+    /// True while the request id is running.
+    pub fn is_running(&self, request_id: &str) -> bool {
+        self.running.lock().map(|m| m.contains_key(request_id)).unwrap_or(false)
+    }
+
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Cancelled once the agent begins to stop.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
+    }
+
+    /// Spawn a request task that a stop waits for.
+    pub(crate) fn spawn_request<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(fut);
+    }
+
+    /// Begin to stop: admit nothing new and cancel every running request
+    /// (TERM to its process group, KILL after the kill grace); each reports
+    /// `cancelled` to whoever asked for it.
+    pub fn begin_stop(&self) {
+        self.stopping.cancel();
+        if let Ok(map) = self.running.lock() {
+            for (id, r) in map.iter() {
+                tracing::info!(request = %id, dispatcher = %r.dispatcher, "stopping: cancelling the request");
+                let _ = r.cancel.send(true);
+            }
+        }
+    }
+
+    /// Wait until every request task has ended, at most `limit`; false if
+    /// some were still running.
+    pub async fn wait_requests(&self, limit: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(limit, self.tasks.wait()).await.is_ok()
     }
 }
 
 /// A held run slot, released on drop.
-struct Slot(Arc<Agent>);
+pub(crate) struct Slot(Arc<Agent>);
 
 impl Drop for Slot {
     fn drop(&mut self) {

@@ -1,19 +1,24 @@
-//! One dispatcher session on an agent: the Hello exchange, then a loop that
-//! reads requests and runs each in its own task, so replies to several
-//! requests interleave on one connection. A malformed or oversized frame
+//! One dispatcher session on an agent: the Hello exchange (announcing the
+//! agent's kill grace, so the dispatcher can bound a timed-out request),
+//! then a loop that reads requests and admits each through
+//! `agent::request`: refusals and builtins are answered inline, actions run
+//! in their own task once a run slot is held, so replies to several
+//! requests interleave on one connection and a peer cannot make the agent
+//! spawn beyond `max_concurrent`. Pings are answered while actions run.
+//! When the session ends while its requests still run (the dispatcher
+//! died or the network dropped), they are cancelled: an action never
+//! outlives the session that asked for it. A malformed or oversized frame
 //! ends this session with an error message; other sessions are unaffected.
 
-use super::{builtins, Agent};
-use crate::exec::hook::{self, Verdict};
-use crate::exec::{runner, Job, Limits};
-use crate::protocol::{self, End, Finished, Message, Refusal, Role, Run};
-use crate::transport::{FrameReader, FrameWriter};
-use serde_json::json;
+use super::request::{self, Admitted};
+use super::Agent;
+use crate::protocol::{Message, Role};
+use crate::transport::{FrameReader, FrameWriter, TransportError};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// Who is on the other end, as established by TLS and the trusted map.
 #[derive(Debug, Clone)]
@@ -23,9 +28,15 @@ pub struct Peer {
     pub addr: String,
 }
 
-const MAX_ARGS: usize = 256;
-const MAX_ARG_BYTES: usize = 64 * 1024;
-const MAX_ARGS_TOTAL: usize = 256 * 1024;
+/// Once the agent is stopping, how often a session checks whether its
+/// requests have all ended.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// True for a peer that closed without a TLS close_notify or mid-frame:
+/// worth a debug line, not a warning.
+fn unclean_close(e: &TransportError) -> bool {
+    matches!(e, TransportError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
+}
 
 /// Serve one session until the peer closes, errs or idles out.
 pub async fn serve<R, W>(agent: Arc<Agent>, mut reader: FrameReader<R>, mut writer: FrameWriter<W>, peer: Peer)
@@ -33,11 +44,12 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let limit = Duration::from_secs(agent.cfg.handshake_timeout);
-    let ours = crate::transport::hello(Role::Agent, &agent.cfg.name);
-    if let Err(e) = crate::transport::handshake(&mut reader, &mut writer, &ours, limit).await {
+    let mut ours = crate::transport::hello(Role::Agent, &agent.cfg.name);
+    ours.capabilities.push(format!("kill-grace-ms={}", agent.cfg.grace().as_millis()));
+    if let Err(e) = crate::transport::handshake(&mut reader, &mut writer, &ours, agent.cfg.handshake_timeout()).await {
         tracing::warn!(peer = %peer.addr, dispatcher = %peer.dispatcher, "session handshake failed: {e}");
         let _ = writer.write(&Message::Error { message: e.to_string() }).await;
+        writer.shutdown().await;
         return;
     }
     let (tx, mut rx) = mpsc::channel::<Message>(256);
@@ -50,21 +62,38 @@ where
         }
         writer.shutdown().await;
     });
-    // session id -> fleet request id, for Cancel{id}
+    // session id -> fleet request id, for Cancel{id} and cancel-on-loss
     let mut ids: HashMap<u64, String> = HashMap::new();
-    let idle = Duration::from_secs(agent.cfg.idle_timeout);
+    let idle = agent.cfg.idle_timeout();
+    let stopping = agent.stopping();
+    let mut lost = false;
     loop {
-        let msg = match tokio::time::timeout(idle, reader.read()).await {
-            Err(_) if ids.keys().any(|id| agent_running(&agent, &ids, *id)) => continue,
+        let ours_running = |ids: &HashMap<u64, String>| ids.values().any(|rid| agent.is_running(rid));
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, reader.read()) => r,
+            _ = tokio::time::sleep(STOP_CHECK), if stopping.is_cancelled() => {
+                if ours_running(&ids) { continue } else { break }
+            }
+        };
+        let msg = match read {
+            Err(_) if ours_running(&ids) => continue,
             Err(_) => {
                 let _ = tx.send(Message::Error { message: format!("idle for {idle:?}; closing") }).await;
                 break;
             }
             Ok(Ok(Some(m))) => m,
-            Ok(Ok(None)) => break,
+            Ok(Ok(None)) => {
+                lost = true;
+                break;
+            }
             Ok(Err(e)) => {
-                tracing::warn!(peer = %peer.addr, dispatcher = %peer.dispatcher, "closing session: {e}");
-                let _ = tx.send(Message::Error { message: format!("closing session: {e}") }).await;
+                lost = true;
+                if unclean_close(&e) {
+                    tracing::debug!(peer = %peer.addr, dispatcher = %peer.dispatcher, "peer closed uncleanly: {e}");
+                } else {
+                    tracing::warn!(peer = %peer.addr, dispatcher = %peer.dispatcher, "closing session: {e}");
+                    let _ = tx.send(Message::Error { message: format!("closing session: {e}") }).await;
+                }
                 break;
             }
         };
@@ -72,10 +101,21 @@ where
             Message::Run(run) => {
                 if ids.len() >= 1024 {
                     // Forget ids of requests that have ended.
-                    ids.retain(|_, rid| is_running(&agent, rid));
+                    ids.retain(|_, rid| agent.is_running(rid));
                 }
-                ids.insert(run.id, run.request_id.clone());
-                tokio::spawn(handle_run(agent.clone(), peer.clone(), run, tx.clone()));
+                match request::admit(&agent, &peer, &run) {
+                    Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
+                    Ok(Admitted::Builtin(exit, out)) => request::answer_builtin(&run, exit, out, &tx).await,
+                    Ok(Admitted::Action { steps, args }) => match request::claim(&agent, &peer, &run) {
+                        Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
+                        Ok(claim) => {
+                            ids.insert(run.id, run.request_id.clone());
+                            let task =
+                                request::execute(agent.clone(), peer.clone(), run, steps, args, claim, tx.clone());
+                            agent.spawn_request(task);
+                        }
+                    },
+                }
             }
             Message::Cancel { id } => {
                 if let Some(rid) = ids.get(&id) {
@@ -92,162 +132,15 @@ where
             }
         }
     }
+    if lost {
+        for rid in ids.values().filter(|rid| agent.is_running(rid)) {
+            tracing::warn!(
+                request = %rid, dispatcher = %peer.dispatcher, peer = %peer.addr,
+                "the dispatcher's session ended while the request ran; cancelling it"
+            );
+            agent.cancel(rid, &peer.dispatcher);
+        }
+    }
     drop(tx);
     let _ = write_task.await;
-}
-
-fn agent_running(agent: &Agent, ids: &HashMap<u64, String>, id: u64) -> bool {
-    ids.get(&id).is_some_and(|rid| is_running(agent, rid))
-}
-
-fn is_running(agent: &Agent, request_id: &str) -> bool {
-    agent.running.lock().map(|m| m.contains_key(request_id)).unwrap_or(false)
-}
-
-/// The JSON context a hook and a script read on stdin.
-fn context(agent: &Agent, peer: &Peer, run: &Run) -> serde_json::Value {
-    json!({
-        "request_id": run.request_id,
-        "action": run.action,
-        "args": run.args,
-        "username": run.username,
-        "token": run.token.as_ref().map(|_| "XXX"),
-        "dispatcher": peer.dispatcher,
-        "agent": agent.cfg.name,
-        "tags": agent.cfg.tags,
-    })
-}
-
-fn check_args(args: &[String]) -> Result<(), String> {
-    if args.len() > MAX_ARGS {
-        return Err(format!("{} arguments; at most {MAX_ARGS} are allowed", args.len()));
-    }
-    if let Some(a) = args.iter().find(|a| a.len() > MAX_ARG_BYTES) {
-        return Err(format!("an argument of {} bytes; at most {MAX_ARG_BYTES} are allowed", a.len()));
-    }
-    if args.iter().map(String::len).sum::<usize>() > MAX_ARGS_TOTAL {
-        return Err(format!("arguments exceed {MAX_ARGS_TOTAL} bytes in total"));
-    }
-    if args.iter().any(|a| a.contains('\0')) {
-        return Err("an argument contains a NUL byte".into());
-    }
-    Ok(())
-}
-
-/// Check, authorize and run one request, then log one line about it.
-pub(crate) async fn handle_run(agent: Arc<Agent>, peer: Peer, run: Run, tx: mpsc::Sender<Message>) {
-    let t0 = Instant::now();
-    let outcome = match run_checked(&agent, &peer, &run, &tx).await {
-        Ok(fin) => {
-            let text = outcome_text(&fin);
-            let _ = tx.send(Message::Finished(fin)).await;
-            text
-        }
-        Err(reason) => {
-            let text = format!("refused ({reason})");
-            let _ = tx.send(Message::Refused { id: run.id, reason }).await;
-            text
-        }
-    };
-    tracing::info!(
-        request = %run.request_id,
-        dispatcher = %peer.dispatcher,
-        action = %run.action,
-        user = %run.username,
-        outcome = %outcome,
-        duration_ms = t0.elapsed().as_millis() as u64,
-        "request"
-    );
-}
-
-fn outcome_text(f: &Finished) -> String {
-    match &f.end {
-        End::Exited => match (f.exit, f.signal) {
-            (Some(c), _) => format!("exit {c}"),
-            (_, Some(s)) => format!("signal {s}"),
-            _ => "ended".into(),
-        },
-        End::TimedOut => "timed out".into(),
-        End::Cancelled => "cancelled".into(),
-        End::SpawnFailed(e) => format!("spawn failed: {e}"),
-    }
-}
-
-async fn run_checked(
-    agent: &Arc<Agent>,
-    peer: &Peer,
-    run: &Run,
-    tx: &mpsc::Sender<Message>,
-) -> Result<Finished, Refusal> {
-    protocol::check_action_name(&run.action).map_err(|e| Refusal::BadName(e.to_string()))?;
-    check_args(&run.args).map_err(Refusal::BadArgs)?;
-    if let Some((exit, out)) = builtins::run(agent, &run.action, &run.args, &peer.dispatcher) {
-        let _ = tx.send(Message::Started { id: run.id, pid: std::process::id() }).await;
-        let _ = tx.send(Message::Output { id: run.id, stream: protocol::Stream::Stdout, bytes: out }).await;
-        return Ok(Finished {
-            id: run.id,
-            exit: Some(exit),
-            signal: None,
-            duration_ms: 0,
-            truncated: false,
-            end: End::Exited,
-        });
-    }
-    let (steps, args) = if run.action == "shell" && agent.cfg.allow_shell {
-        (vec!["/bin/bash".into()], vec!["-c".to_string(), run.args.join(" ")])
-    } else {
-        let catalog = agent.catalog();
-        let action = catalog.get(&run.action).ok_or_else(|| Refusal::UnknownAction(run.action.clone()))?;
-        (action.steps.clone(), run.args.clone())
-    };
-    let ctx = context(agent, peer, run);
-    let env = vec![
-        ("MUSTER_AGENT".to_string(), agent.cfg.name.clone()),
-        ("MUSTER_REQUEST_ID".to_string(), run.request_id.clone()),
-        ("MUSTER_ACTION".to_string(), run.action.clone()),
-        ("MUSTER_DISPATCHER".to_string(), peer.dispatcher.clone()),
-        ("MUSTER_DISPATCHER_SERIAL".to_string(), peer.serial.clone()),
-        ("MUSTER_USERNAME".to_string(), run.username.clone()),
-        ("AGENT_TASK_ID".to_string(), run.request_id.clone()),
-        ("AGENT_TASK_ACTION".to_string(), run.action.clone()),
-    ];
-    if let Some(h) = &agent.cfg.hook {
-        match hook::run_hook(h, &ctx, &env, Duration::from_secs(agent.cfg.hook_timeout)).await {
-            Verdict::Allow => {}
-            Verdict::Deny(why) => return Err(Refusal::Denied(why)),
-            Verdict::Error(why) => return Err(Refusal::HookError(why)),
-        }
-    }
-    let _slot = agent.try_acquire().ok_or(Refusal::Busy { limit: agent.cfg.max_concurrent })?;
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    if !agent.register(&run.request_id, &peer.dispatcher, cancel_tx) {
-        return Err(Refusal::DuplicateId);
-    }
-    let timeout = run.timeout_ms.map(Duration::from_millis).unwrap_or(Duration::from_secs(agent.cfg.default_timeout));
-    let job = Job {
-        id: run.id,
-        steps,
-        args,
-        stdin: ctx.to_string().into_bytes(),
-        env,
-        workdir: agent.cfg.state_dir.join("work").join(safe_dir_name(&run.request_id)),
-        limits: Limits {
-            timeout: timeout.min(Duration::from_secs(agent.cfg.max_timeout)),
-            grace: agent.cfg.grace(),
-            output_cap: agent.cfg.output_cap,
-        },
-    };
-    let fin = runner::run(job, tx.clone(), cancel_rx).await;
-    agent.unregister(&run.request_id);
-    Ok(fin)
-}
-
-/// A directory name derived from a peer-chosen request id, safe to join.
-fn safe_dir_name(request_id: &str) -> String {
-    let mut s: String =
-        request_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(80).collect();
-    let mut r = [0u8; 4];
-    let _ = getrandom::getrandom(&mut r);
-    s.push_str(&format!("-{:08x}", u32::from_be_bytes(r)));
-    s
 }

@@ -1,30 +1,22 @@
-//! `muster run --via hub` (the station) and `muster hub swarm`.
+//! `muster run --via hub` (the station) and `muster hub swarm`. The
+//! station builds a plan whose targets are the agents that must answer
+//! (named on the command line, or remembered by discovery with
+//! `--fail-missing`) and a broadcast scope, then takes the same dispatch
+//! path as every carrier; afterwards it records who answered.
 
 use super::RunArgs;
 use crate::dispatch::nodeset;
-use crate::dispatch::outcome;
-use crate::dispatch::output::{spawn_printer, Mode};
+use crate::dispatch::outcome::State;
+use crate::dispatch::plan::{BroadcastPlan, Waits};
 use crate::dispatch::DispatcherConfig;
 use crate::hub::discovery::Discovery;
-use crate::hub::station::{self, StationPlan, Waits};
 use crate::hub::{config::RedisTarget, keys};
-use crate::protocol::Run;
-use anyhow::{anyhow, bail, Result};
-use std::io::IsTerminal;
+use crate::transport::carrier::{Carrier, Scope, Target};
+use crate::transport::hub::HubCarrier;
+use anyhow::{anyhow, Result};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-fn secs(v: f64, name: &str) -> Result<f64> {
-    if !(v.is_finite() && v >= 0.0) {
-        bail!("--{name} must be a number of seconds, 0 or more");
-    }
-    Ok(v)
-}
-
-fn wait(v: f64, name: &str) -> Result<Option<Duration>> {
-    Ok((secs(v, name)? > 0.0).then(|| Duration::from_secs_f64(v)))
-}
+use std::time::Duration;
 
 pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     let hub = &cfg.hub;
@@ -41,79 +33,66 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
             .map_err(|e| anyhow!("{e} (create it with `muster hub keygen station --out {}`)", hub_dir.display()))?;
     let network = keys::load_network_public(&hub.network_key.clone().unwrap_or_else(|| hub_dir.join("network.pub")))
         .map_err(|e| anyhow!("{e} (copy the network's public key there)"))?;
-    let (action, args) = a.command.split_first().ok_or_else(|| anyhow!("no action given after --"))?;
     let mut names = a.agents.clone();
     if a.targets.trim() != "all" {
         names.extend(nodeset::expand(&a.targets).map_err(|e| anyhow!("bad TARGETS: {e}"))?);
     }
+    names.dedup();
     let disc_path = hub_dir.join("discovery.toml");
     let mut discovery =
         if a.no_discovery { Discovery::default() } else { Discovery::load(&disc_path).map_err(|e| anyhow!(e))? };
-    let mut expected = discovery.expected(&channel, &a.tags, &names);
-    for n in &names {
-        if !expected.contains(n) {
-            expected.push(n.clone());
-        }
+    let remembered = discovery.expected(&channel, &a.tags, &names);
+    let mut required = names.clone();
+    if a.fail_missing {
+        required.extend(remembered.iter().filter(|n| !names.contains(n)).cloned());
     }
-    let minimum = secs(a.minimum_wait, "minimum-wait")?;
-    let plan = StationPlan {
-        redis,
-        channel: channel.clone(),
-        identity: hub.identity.clone().unwrap_or_else(super::admin::hostname),
-        station_key,
-        network,
-        tags: a.tags.clone(),
-        agents: names,
-        fanout: a.fanout.unwrap_or(0).min(u32::MAX as usize) as u32,
-        waits: Waits {
-            hello: wait(a.hello_wait, "hello-wait")?,
-            reply: wait(a.reply_wait, "reply-wait")?,
-            minimum: Duration::from_secs_f64(if minimum == 0.0 { 1.0 } else { minimum }),
-        },
-        expected,
-        expect: a.expect,
-        fail_missing: a.fail_missing,
-        run: Run {
-            id: 1,
-            request_id: super::request_id(),
-            action: action.clone(),
-            args: args.to_vec(),
-            username: a.username.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into()),
-            token: a.token.clone().or_else(|| std::env::var("MUSTER_TOKEN").ok()),
-            timeout_ms: a.timeout.map(|t| (t * 1000.0) as u64),
-        },
-        seq_file: hub_dir.join("seq"),
-    };
+    let also_expected: Vec<String> = remembered.into_iter().filter(|n| !required.contains(n)).collect();
     std::fs::create_dir_all(&hub_dir).map_err(|e| anyhow!("cannot create {}: {e}", hub_dir.display()))?;
-    let mode = a.output.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped });
-    let t0 = Instant::now();
-    let rt = super::run::runtime()?;
-    let outcome = rt.block_on(async move {
-        let (tx, printer) = spawn_printer(mode);
-        let r = station::broadcast(plan, tx).await;
-        let _ = printer.await;
-        r
-    });
-    let outcome = outcome.map_err(|e| anyhow!(e))?;
-    eprint!("{}", outcome::summary(&outcome.results, t0.elapsed()));
+    let identity = hub.identity.clone().unwrap_or_else(super::admin::hostname);
+    let mut plan = super::run::base_plan(&a, cfg, identity.clone(), "hub")?;
+    plan.targets = required.iter().map(|n| Target { name: n.clone(), addr: String::new() }).collect();
+    let forever = |d: Duration| (!d.is_zero()).then_some(d);
+    plan.broadcast = BroadcastPlan {
+        scope: Scope {
+            tags: a.tags.clone(),
+            agents: names,
+            fanout: u32::try_from(a.fanout.unwrap_or(0)).unwrap_or(u32::MAX),
+            slot_wait: forever(a.reply_wait).unwrap_or(Duration::from_secs(86_400)),
+        },
+        waits: Waits {
+            hello: forever(a.hello_wait),
+            reply: forever(a.reply_wait),
+            minimum: if a.minimum_wait.is_zero() { Duration::from_secs(1) } else { a.minimum_wait },
+        },
+        also_expected: also_expected.clone(),
+        expect: a.expect,
+    };
+    let carrier =
+        HubCarrier { redis, channel: channel.clone(), identity, station_key, network, seq_file: hub_dir.join("seq") };
+    let outcome = super::run::dispatch_plan(Carrier::Broadcast(Arc::new(carrier)), plan, super::run::mode(&a))?;
     if !a.no_discovery {
-        for n in discovery.record(&channel, &outcome.seen) {
+        for n in discovery.record(&channel, &outcome.answered) {
             eprintln!("muster: new agent on {channel}: {n}");
         }
         if let Err(e) = discovery.save(&disc_path) {
             eprintln!("muster: {e}");
         }
     }
-    for n in &outcome.missing {
-        eprintln!("muster: missing agent on {channel}: {n} (seen before or named, did not answer)");
+    for n in also_expected.iter().filter(|n| !outcome.answered.contains_key(*n)) {
+        eprintln!(
+            "muster: missing agent on {channel}: {n} (seen before, did not answer; --fail-missing makes this an error)"
+        );
     }
-    if outcome.wait_expired {
+    if outcome.results.iter().any(|r| matches!(r.state, State::Lost(_))) {
         eprintln!("muster: reply wait expired with agents still running (see --reply-wait)");
     }
-    if outcome.dropped > 0 {
-        eprintln!("muster: dropped {} replies that were not sealed for this request", outcome.dropped);
+    if outcome.results.is_empty() && outcome.refused_run.is_none() {
+        eprintln!(
+            "muster: no agent answered on channel {channel} (check the channel, the tags, the keys, and that agents \
+             are subscribed)"
+        );
     }
-    Ok(outcome.exit_bits(a.fail_missing))
+    Ok(outcome.exit_status())
 }
 
 pub fn swarm(config: &Path, count: usize) -> Result<u8> {
@@ -121,6 +100,6 @@ pub fn swarm(config: &Path, count: usize) -> Result<u8> {
     let hub = cfg.hub.clone().ok_or_else(|| anyhow!("{} has no [hub] section", config.display()))?;
     let agent = Arc::new(crate::agent::Agent::new(cfg).map_err(|e| anyhow!(e))?);
     let rt = super::run::runtime()?;
-    rt.block_on(crate::hub::swarm::run(agent, hub, count)).map_err(|e| anyhow!(e))?;
+    rt.block_on(crate::agent::swarm::run(agent, hub, count)).map_err(|e| anyhow!(e))?;
     Ok(0)
 }

@@ -5,12 +5,38 @@
 mod admin;
 mod hub;
 mod run;
-pub use run::{request_id, tls_carrier};
+pub use run::{dispatch_plan, request_id, tls_carrier};
 
 use crate::dispatch::output::Mode;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// The longest duration a flag accepts: about 30 years, far beyond any run
+/// and far below where deadline arithmetic could overflow.
+const MAX_SECONDS: f64 = 1e9;
+
+/// A number of seconds, 0 or more (fractions allowed), at most 1e9.
+pub fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds (e.g. 30 or 0.5)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("{s:?} must be 0 or more seconds"));
+    }
+    if v > MAX_SECONDS {
+        return Err(format!("{s:?} seconds is too long; the most is {MAX_SECONDS:e} (about 30 years)"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A number of seconds above 0, at most 1e9.
+pub fn positive_seconds(s: &str) -> Result<Duration, String> {
+    let d = seconds(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?} must be more than 0 seconds"));
+    }
+    Ok(d)
+}
 
 #[derive(Parser, Debug)]
 #[command(name = "muster", version, about = "Run named actions on many hosts at once, securely")]
@@ -36,7 +62,7 @@ pub enum Command {
     #[command(subcommand)]
     Agent(AgentCmd),
     /// Run an action on many agents
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Reachability and round-trip time per agent
     Ping {
         /// `all`, or names and node sets: web[01-20],db1
@@ -140,13 +166,14 @@ pub struct RunArgs {
     /// Stop starting new targets after this many failures
     #[arg(long)]
     pub max_errors: Option<usize>,
-    /// Seconds each target may run
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    /// Seconds each target may run (default: default_timeout in dispatcher.toml, 300)
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub timeout: Option<Duration>,
     /// live (default on a terminal), grouped (default otherwise) or json
     #[arg(long, value_enum)]
     pub output: Option<Mode>,
-    /// Accepted on every carrier; over mTLS an unreachable target always adds +2
+    /// Hub: agents that answered earlier runs (discovery) must answer this one too, or +2; a target
+    /// named in TARGETS or with --agent always must; over mTLS every target is named, so this changes nothing
     #[arg(long)]
     pub fail_missing: bool,
     #[arg(long)]
@@ -164,14 +191,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub redis: Option<String>,
     /// Hub: seconds to wait for a first reply (0 = forever)
-    #[arg(long, default_value_t = 2.0)]
-    pub hello_wait: f64,
-    /// Hub: seconds of silence tolerated while agents run (0 = forever)
-    #[arg(long, default_value_t = 120.0)]
-    pub reply_wait: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    pub hello_wait: Duration,
+    /// Hub: seconds of silence tolerated while agents run (0 = forever); a silent agent ends lost (+8)
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    pub reply_wait: Duration,
     /// Hub: seconds to stay after sending, once nothing runs (0 = 1)
-    #[arg(long, default_value_t = 4.0)]
-    pub minimum_wait: f64,
+    #[arg(long, value_name = "SECONDS", default_value = "4", value_parser = seconds)]
+    pub minimum_wait: Duration,
     /// Hub: run on this agent identity only (repeatable)
     #[arg(long = "agent", value_name = "NAME")]
     pub agents: Vec<String>,
@@ -192,9 +219,13 @@ pub enum Via {
     Hub,
 }
 
-/// Parse the command line, run it, return the exit status.
+/// Parse the command line, run it, return the exit status. Usage errors
+/// exit 1 like every setup error (2 is the "agents missing" bit).
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
     let quiet = matches!(cli.command, Command::Run(_) | Command::Ping { .. } | Command::Demo { .. });
     init_logging(if quiet { tracing::Level::WARN } else { tracing::Level::INFO });
     let state = crate::state::dispatcher_dir(cli.state_dir.clone());
@@ -202,7 +233,7 @@ pub fn main() -> ExitCode {
         Command::Demo { agents } => crate::demo::run(agents),
         Command::Ca(c) => admin::ca(&state, c),
         Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
-        Command::Run(args) => run::run(&state, args),
+        Command::Run(args) => run::run(&state, *args),
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
         Command::Agents(c) => admin::agents(&state, c),
         Command::Ns8Agent(a) => crate::ns8::main(a),
@@ -231,4 +262,34 @@ fn init_logging(default: tracing::Level) {
         .with_target(false)
         .with_ansi(false)
         .try_init();
+}
+
+/// Print a usage error (or the help or version asked for) and pick the
+/// exit status: 0 for help and version, 1 for every mistake, with a hint
+/// where a common one is recognised.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let _ = e.print();
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        return ExitCode::SUCCESS;
+    }
+    if let Some(hint) = hint(&std::env::args().collect::<Vec<_>>()) {
+        eprintln!("hint: {hint}");
+    }
+    ExitCode::from(crate::dispatch::outcome::EXIT_SETUP)
+}
+
+/// A hint for a usage mistake operators make often.
+fn hint(args: &[String]) -> Option<String> {
+    let run_at = args.iter().position(|a| a == "run")?;
+    if args.iter().any(|a| a == "--") {
+        return None;
+    }
+    let words: Vec<&str> = args[run_at + 1..].iter().map(String::as_str).filter(|a| !a.starts_with('-')).collect();
+    match words.as_slice() {
+        [targets, rest @ ..] if !rest.is_empty() => {
+            Some(format!("put the action after --: muster run {targets} -- {}", rest.join(" ")))
+        }
+        _ => Some("name the targets, then the action after --: muster run TARGETS -- ACTION [ARGS...]".into()),
+    }
 }

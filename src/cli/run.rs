@@ -1,14 +1,15 @@
-//! `muster run` and `muster ping`: resolve targets, apply the dispatcher
-//! hook, fan out over mTLS, print, summarize, exit with the bitmask.
+//! `muster run` and `muster ping`: turn the arguments into a plan and a
+//! carrier (mTLS here, the hub in `cli::hub`), then take the one dispatch
+//! path: print while it runs, summarize, exit with the bitmask.
 
 use super::RunArgs;
-use crate::dispatch::carrier::TlsCarrier;
-use crate::dispatch::outcome::{self, State, TargetResult};
+use crate::dispatch::outcome::{self, Outcome, State, TargetResult};
 use crate::dispatch::output::{spawn_printer, Mode};
-use crate::dispatch::runner::{self, Plan};
+use crate::dispatch::plan::{HookSpec, Plan, Request};
 use crate::dispatch::{self, DispatcherConfig};
-use crate::exec::hook::{self, Verdict};
+use crate::transport::carrier::Carrier;
 use crate::transport::tls::{self, Identity};
+use crate::transport::tls_carrier::TlsCarrier;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -38,54 +39,54 @@ pub fn tls_carrier(state: &Path, cfg: &DispatcherConfig) -> Result<TlsCarrier> {
     })
 }
 
+/// A fresh fleet-wide request id: 16 lowercase hex digits.
 pub fn request_id() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
-    let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
-    if a.via == super::Via::Hub {
-        return super::hub::run(state, &cfg, a);
-    }
+/// The request the arguments describe.
+pub(super) fn request(a: &RunArgs, cfg: &DispatcherConfig) -> Result<Request> {
     let (action, args) = a.command.split_first().ok_or_else(|| anyhow!("no action given after --"))?;
-    if let Some(t) = a.timeout {
-        if !(t.is_finite() && t > 0.0) {
-            bail!("--timeout must be a positive number of seconds");
-        }
-    }
-    let resolved = dispatch::resolve(state, &a.targets, &a.tags).map_err(|e| anyhow!(e))?;
-    if resolved.targets.is_empty() && resolved.missing.is_empty() {
-        bail!(
-            "no agent matches {:?}{}",
-            a.targets,
-            if a.tags.is_empty() { String::new() } else { format!(" with tags {}", a.tags.join(",")) }
-        );
-    }
-    let carrier = Arc::new(tls_carrier(state, &cfg)?);
-    let mode = a.output.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped });
-    let plan = Plan {
-        targets: resolved.targets,
-        missing: resolved.missing,
+    Ok(Request {
         request_id: request_id(),
         action: action.clone(),
         args: args.to_vec(),
         username: a.username.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into()),
         token: a.token.clone().or_else(|| std::env::var("MUSTER_TOKEN").ok()),
-        timeout: a.timeout.map(Duration::from_secs_f64),
+        timeout: a.timeout.unwrap_or(Duration::from_secs(cfg.default_timeout)),
+    })
+}
+
+/// A plan with the settings every carrier shares; targets left empty.
+pub(super) fn base_plan(a: &RunArgs, cfg: &DispatcherConfig, dispatcher: String, via: &str) -> Result<Plan> {
+    Ok(Plan {
+        request: request(a, cfg)?,
+        dispatcher,
+        via: via.to_string(),
+        targets: Vec::new(),
+        missing: Vec::new(),
         fanout: a.fanout.unwrap_or(cfg.fanout),
         max_errors: a.max_errors,
-        lock_dir: Some(state.join("locks")),
-    };
+        lock_dir: None,
+        hook: cfg.hook.clone().map(|path| HookSpec { path, timeout: Duration::from_secs(cfg.hook_timeout) }),
+        liveness: Default::default(),
+        broadcast: Default::default(),
+    })
+}
+
+pub(super) fn mode(a: &RunArgs) -> Mode {
+    a.output.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped })
+}
+
+/// Run a plan over a carrier on the one dispatch path, printing events in
+/// `mode`; Ctrl-C cancels running targets and skips the rest. Prints the
+/// summary and the carrier's remarks. An error means nothing was
+/// dispatched (the carrier could not be reached).
+pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode) -> Result<Outcome> {
     let t0 = Instant::now();
-    let rt = runtime()?;
-    let results = rt.block_on(async move {
-        if let Some(hook_path) = &cfg.hook {
-            if let Some(refused) = dispatcher_hook(hook_path, &cfg, &carrier.dispatcher_id, &plan).await {
-                return refused;
-            }
-        }
+    let outcome = runtime()?.block_on(async move {
         let (tx, printer) = spawn_printer(mode);
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -94,55 +95,59 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
                 let _ = stop_tx.send(true);
             }
         });
-        let results = runner::dispatch(carrier, plan, tx, stop_rx).await;
+        let r = dispatch::run(&carrier, plan, tx, stop_rx).await;
         let _ = printer.await;
-        results
+        r
     });
-    eprint!("{}", outcome::summary(&results, t0.elapsed()));
-    Ok(outcome::exit_status(&results))
+    let outcome = outcome.map_err(|e| anyhow!("nothing was dispatched: {e}"))?;
+    eprint!("{}", outcome::summary(&outcome.results, t0.elapsed()));
+    if let Some(why) = &outcome.refused_run {
+        eprintln!("muster: {why}");
+    }
+    for n in &outcome.notes {
+        eprintln!("muster: {n}");
+    }
+    Ok(outcome)
 }
 
-/// Run the dispatcher-side hook once for the whole run; on denial every
-/// target ends refused and nothing is dialled.
-async fn dispatcher_hook(
-    path: &Path,
-    cfg: &DispatcherConfig,
-    dispatcher: &str,
-    plan: &Plan,
-) -> Option<Vec<TargetResult>> {
-    let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
-    let ctx = serde_json::json!({
-        "request_id": plan.request_id, "action": plan.action, "args": plan.args,
-        "username": plan.username, "token": plan.token.as_ref().map(|_| "XXX"),
-        "dispatcher": dispatcher, "targets": names,
-    });
-    let env = vec![
-        ("MUSTER_REQUEST_ID".to_string(), plan.request_id.clone()),
-        ("MUSTER_ACTION".to_string(), plan.action.clone()),
-        ("MUSTER_USERNAME".to_string(), plan.username.clone()),
-        ("MUSTER_DISPATCHER".to_string(), dispatcher.to_string()),
-        ("MUSTER_TOKEN".to_string(), plan.token.clone().unwrap_or_default()),
-    ];
-    let why = match hook::run_hook(path, &ctx, &env, Duration::from_secs(cfg.hook_timeout)).await {
-        Verdict::Allow => return None,
-        Verdict::Deny(w) => format!("denied: {w}"),
-        Verdict::Error(w) => format!("auth hook error: {w}"),
-    };
-    eprintln!("muster: dispatcher hook refused the run: {why}");
-    Some(
-        plan.targets
-            .iter()
-            .map(|t| TargetResult { name: t.name.clone(), state: State::Refused(why.clone()), truncated: false })
-            .collect(),
-    )
+pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
+    let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
+    if a.via == super::Via::Hub {
+        return super::hub::run(state, &cfg, a);
+    }
+    let resolved = resolve(state, &a.targets, &a.tags)?;
+    let carrier = tls_carrier(state, &cfg)?;
+    let mut plan = base_plan(&a, &cfg, carrier.dispatcher_id.clone(), "tls")?;
+    plan.targets = resolved.targets;
+    plan.missing = resolved.missing;
+    plan.lock_dir = Some(state.join("locks"));
+    let outcome = dispatch_plan(Carrier::Dial(Arc::new(carrier)), plan, mode(&a))?;
+    Ok(outcome.exit_status())
+}
+
+/// Resolve TARGETS against the registry; nothing at all is a setup error
+/// that says how to get a registry or which filter matched nothing.
+fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<dispatch::Resolved> {
+    let resolved = dispatch::resolve(state, spec, tags).map_err(|e| anyhow!(e))?;
+    if resolved.targets.is_empty() && resolved.missing.is_empty() {
+        if resolved.registered == 0 {
+            bail!(
+                "there is no agent registry in {} yet: create a CA with `muster ca init`, then enrol agents with \
+                 `muster ca issue-agent NAME --addr HOST:PORT --out DIR` (or try `muster demo`)",
+                crate::dispatch::registry::dir(state).display()
+            );
+        }
+        bail!(
+            "no registered agent matches {spec:?}{} (see `muster agents list`)",
+            if tags.is_empty() { String::new() } else { format!(" with tags {}", tags.join(",")) }
+        );
+    }
+    Ok(resolved)
 }
 
 pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
-    let resolved = dispatch::resolve(state, spec, tags).map_err(|e| anyhow!(e))?;
-    if resolved.targets.is_empty() && resolved.missing.is_empty() {
-        bail!("no agent matches {spec:?}");
-    }
+    let resolved = resolve(state, spec, tags)?;
     let carrier = Arc::new(tls_carrier(state, &cfg)?);
     let t0 = Instant::now();
     let limit = Duration::from_secs(cfg.connect_timeout);
@@ -151,7 +156,7 @@ pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) ->
     let mut results = Vec::new();
     for (name, why) in resolved.missing {
         println!("{name}: unreachable ({why})");
-        results.push(TargetResult { name, state: State::Unreachable(why), truncated: false });
+        results.push(TargetResult::new(name, State::Unreachable(why)));
     }
     for (r, rtt) in got {
         match rtt {

@@ -1,19 +1,27 @@
-//! Dispatch: turn `TARGETS` into agents (`nodeset`, `registry`), fan a
-//! request out over a [`carrier::Carrier`] (`runner`), print what comes back
-//! (`output`) and reduce it to target states and an exit bitmask
-//! (`outcome`). This file resolves targets and reads the dispatcher's
-//! optional config.
+//! Dispatch: turn `TARGETS` into agents (`nodeset`, `registry`), make a
+//! [`plan::Plan`], run it over any carrier on the one path of [`runner`]
+//! (hook, then `sessions` for dialled carriers or `broadcast` for broadcast
+//! ones), print what comes back (`output`) and reduce it to target states
+//! and an exit bitmask (`outcome`). This file resolves targets and reads
+//! the dispatcher's optional config.
 
-pub mod carrier;
+pub mod broadcast;
+pub mod event;
+pub mod guard;
+pub mod hook;
 pub mod locks;
 pub mod nodeset;
 pub mod outcome;
 pub mod output;
 pub mod ping;
+pub mod plan;
 pub mod registry;
 pub mod runner;
+pub mod sessions;
 
-use carrier::Target;
+pub use runner::run;
+
+use crate::transport::carrier::{Reason, Target};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +37,9 @@ pub struct DispatcherConfig {
     pub connect_timeout: u64,
     #[serde(default = "default_fanout")]
     pub fanout: usize,
+    /// Seconds each target may run when `--timeout` is not given.
+    #[serde(default = "default_timeout")]
+    pub default_timeout: u64,
     /// Station settings for `--via hub`.
     #[serde(default)]
     pub hub: crate::hub::config::StationHub,
@@ -43,6 +54,9 @@ fn default_connect_timeout() -> u64 {
 fn default_fanout() -> usize {
     64
 }
+fn default_timeout() -> u64 {
+    300
+}
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
@@ -51,6 +65,7 @@ impl Default for DispatcherConfig {
             hook_timeout: default_hook_timeout(),
             connect_timeout: default_connect_timeout(),
             fanout: default_fanout(),
+            default_timeout: default_timeout(),
             hub: Default::default(),
         }
     }
@@ -76,7 +91,9 @@ impl DispatcherConfig {
 #[derive(Debug, Default)]
 pub struct Resolved {
     pub targets: Vec<Target>,
-    pub missing: Vec<(String, String)>,
+    pub missing: Vec<(String, Reason)>,
+    /// How many agents the registry holds at all (0: there is no registry).
+    pub registered: usize,
 }
 
 /// Resolve a TARGETS spec (`all` or a node set) against the registry,
@@ -87,7 +104,7 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
         tracing::warn!("{b}");
     }
     let has_tags = |e: &registry::AgentEntry| tags.iter().all(|t| e.tags.contains(t));
-    let mut out = Resolved::default();
+    let mut out = Resolved { registered: entries.len(), ..Default::default() };
     let names: Vec<String> = if spec.trim() == "all" {
         entries.iter().map(|e| e.name.clone()).collect()
     } else {
@@ -97,9 +114,10 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
         match entries.iter().find(|e| e.name == name) {
             Some(e) if has_tags(e) => out.targets.push(Target { name: e.name.clone(), addr: e.addr.clone() }),
             Some(_) => {}
-            None => {
-                out.missing.push((name.clone(), format!("no registry entry for {name} (see `muster agents list`)")))
-            }
+            None => out.missing.push((
+                name.clone(),
+                Reason::new("no registry entry", format!("no registry entry for {name} (see `muster agents list`)")),
+            )),
         }
     }
     Ok(out)

@@ -6,6 +6,7 @@
 //! Every carrier, the ns8 front door included, starts steps through `step`.
 
 pub mod catalog;
+pub mod groups;
 pub mod hook;
 pub mod roots;
 pub mod runner;

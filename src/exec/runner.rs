@@ -1,6 +1,7 @@
 //! The process runner. A [`Job`] is one or more executables run in order in
 //! a fresh working directory, each in its own process group, with the
-//! request context on stdin. It reports `Started` once, streams `Output` as
+//! request context on stdin and exactly the job's environment (nothing of
+//! the agent's own). It reports `Started` once, streams `Output` as
 //! it is produced (up to a byte cap, then flags truncation), and ends with
 //! `Finished`. A timeout or cancel sends TERM to the group, then KILL after
 //! a grace period; when a step ends, whatever it left in its group is
@@ -31,6 +32,7 @@ pub struct Job {
     pub steps: Vec<PathBuf>,
     pub args: Vec<String>,
     pub stdin: Vec<u8>,
+    /// The whole environment of every step.
     pub env: Vec<(String, String)>,
     /// Created before the first step and removed after the last.
     pub workdir: PathBuf,
@@ -55,7 +57,11 @@ pub async fn run(job: Job, events: mpsc::Sender<Message>, cancel: watch::Receive
     let used = Arc::new(AtomicUsize::new(0));
     let truncated = Arc::new(AtomicBool::new(false));
     let mut fin = Finished { id: job.id, exit: None, signal: None, duration_ms: 0, truncated: false, end: End::Exited };
-    if let Err(e) = make_workdir(&job.workdir) {
+    let dir = job.workdir.clone();
+    let made = tokio::task::spawn_blocking(move || make_workdir(&dir))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    if let Err(e) = made {
         fin.end = End::SpawnFailed(format!("cannot create {}: {e}", job.workdir.display()));
     } else {
         for (n, step) in job.steps.iter().enumerate() {
@@ -67,7 +73,8 @@ pub async fn run(job: Job, events: mpsc::Sender<Message>, cancel: watch::Receive
                 break;
             }
         }
-        let _ = std::fs::remove_dir_all(&job.workdir);
+        let dir = job.workdir.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
     }
     fin.truncated = truncated.load(Ordering::Relaxed);
     fin.duration_ms = started.elapsed().as_millis() as u64;
@@ -102,6 +109,7 @@ async fn run_step(
     let spec = StepCommand {
         args: job.args.clone(),
         env: job.env.clone(),
+        clear_env: true,
         cwd: Some(job.workdir.clone()),
         ..StepCommand::new(step)
     };
@@ -116,6 +124,7 @@ async fn run_step(
         }
     };
     let Spawned { mut child, pid, stdout, stderr, .. } = spawned;
+    let _tracked = super::groups::track(pid);
     if first {
         let _ = events.send(Message::Started { id: job.id, pid }).await;
     }

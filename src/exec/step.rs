@@ -37,6 +37,8 @@ pub struct StepCommand {
     pub args: Vec<String>,
     /// Added to (and overriding) the inherited environment, in order.
     pub env: Vec<(String, String)>,
+    /// Start from an empty environment: `env` is then all the step gets.
+    pub clear_env: bool,
     /// `None` keeps the agent's working directory.
     pub cwd: Option<PathBuf>,
     /// Start the step as the leader of a new process group.
@@ -56,6 +58,7 @@ impl StepCommand {
             program: program.to_path_buf(),
             args: Vec::new(),
             env: Vec::new(),
+            clear_env: false,
             cwd: None,
             own_group: true,
             comfd: false,
@@ -82,6 +85,9 @@ pub struct Spawned {
 /// error of the failed `exec` (or of the pipe setup).
 pub fn spawn(cmd: &StepCommand, stdin: Vec<u8>) -> io::Result<Spawned> {
     let mut command = tokio::process::Command::new(&cmd.program);
+    if cmd.clear_env {
+        command.env_clear();
+    }
     command
         .args(&cmd.args)
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))

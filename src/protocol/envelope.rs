@@ -50,7 +50,20 @@ pub struct Command {
     pub fanout: u32,
     /// How long an agent waits for a run slot before refusing busy.
     pub slot_wait_ms: u64,
-    pub run: Run,
+    pub order: Order,
+}
+
+/// What a command asks the matching agents to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    /// Run an action; replies go to the command's `reply_to`.
+    Run(Run),
+    /// Cancel the running request with this fleet request id (Ctrl-C on
+    /// the station): TERM to its process group, KILL after the grace.
+    Cancel { request_id: String },
+    /// Do not start the request with this id if it still waits for a run
+    /// slot (the station's error budget is spent); answer refused `skipped`.
+    Stop { request_id: String },
 }
 
 /// One reply from one agent.
@@ -230,7 +243,7 @@ mod tests {
             reply_to: "muster/c/replies/x".into(),
             fanout: 0,
             slot_wait_ms: 1000,
-            run: Run {
+            order: Order::Run(Run {
                 id: 1,
                 request_id: "r".into(),
                 action: "secret-action".into(),
@@ -238,7 +251,7 @@ mod tests {
                 username: "u".into(),
                 token: None,
                 timeout_ms: None,
-            },
+            }),
         }
     }
 
@@ -253,7 +266,9 @@ mod tests {
         let wire = seal_command(&st, &net.public_key(), &cmd(), &fresh).unwrap();
         assert!(!wire.windows(13).any(|w| w == b"secret-action"));
         let mut longer = cmd();
-        longer.run.args.push("x".repeat(40));
+        if let Order::Run(r) = &mut longer.order {
+            r.args.push("x".repeat(40));
+        }
         let wire2 = seal_command(&st, &net.public_key(), &longer, &fresh).unwrap();
         assert_eq!(wire.len(), wire2.len(), "sizes within one bucket look alike");
         let (got, eph) = open_command(&net, &st.verifying_key(), &wire, 1 << 20).unwrap();

@@ -131,9 +131,22 @@ pub enum Refusal {
     BadArgs(String),
     Denied(String),
     HookError(String),
-    Busy { limit: u32 },
+    Busy {
+        limit: u32,
+    },
     Locked,
     DuplicateId,
+    /// The dispatcher's certificate serial is not trusted (not in the
+    /// trusted-dispatcher map, or revoked).
+    Untrusted(String),
+    /// The agent already serves its maximum number of sessions.
+    SessionsFull {
+        limit: u32,
+    },
+    /// Not started: the run's error budget was spent before a slot freed.
+    Skipped,
+    /// The agent is shutting down and starts nothing new.
+    ShuttingDown,
 }
 
 impl fmt::Display for Refusal {
@@ -147,6 +160,30 @@ impl fmt::Display for Refusal {
             Refusal::Busy { limit } => write!(f, "busy: {limit} requests already running"),
             Refusal::Locked => write!(f, "locked: this action is already running on this host"),
             Refusal::DuplicateId => write!(f, "request id already in use on this session"),
+            Refusal::Untrusted(why) => write!(f, "dispatcher not trusted: {why}"),
+            Refusal::SessionsFull { limit } => write!(f, "busy: {limit} sessions already open"),
+            Refusal::Skipped => write!(f, "skipped: the run's error budget was spent before this agent started"),
+            Refusal::ShuttingDown => write!(f, "the agent is shutting down"),
+        }
+    }
+}
+
+impl Refusal {
+    /// A short phrase naming the kind of refusal, the same for every agent
+    /// refusing the same way (what grouped output folds on).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::BadName(_) => "bad action name",
+            Refusal::UnknownAction(_) => "unknown action",
+            Refusal::BadArgs(_) => "bad arguments",
+            Refusal::Denied(_) => "denied",
+            Refusal::HookError(_) => "auth hook error",
+            Refusal::Busy { .. } | Refusal::SessionsFull { .. } => "busy",
+            Refusal::Locked => "locked",
+            Refusal::DuplicateId => "duplicate request id",
+            Refusal::Untrusted(_) => "dispatcher not trusted",
+            Refusal::Skipped => "skipped",
+            Refusal::ShuttingDown => "agent shutting down",
         }
     }
 }

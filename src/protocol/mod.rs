@@ -7,6 +7,7 @@ pub mod frame;
 pub mod message;
 pub mod names;
 pub mod replay;
+pub mod station_guards;
 
 pub use frame::{encode, FrameDecoder, FrameError, DEFAULT_MAX_FRAME};
 pub use message::*;

@@ -35,7 +35,7 @@ impl ReplayGuard {
         if seq > self.high {
             self.seen.insert(self.high);
             self.high = seq;
-        } else if seq + self.window <= self.high || seq == self.high || !self.seen.insert(seq) {
+        } else if seq.saturating_add(self.window) <= self.high || seq == self.high || !self.seen.insert(seq) {
             return false;
         }
         let floor = self.high.saturating_sub(self.window);

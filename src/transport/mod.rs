@@ -1,12 +1,18 @@
-//! Carrying frames over byte streams. [`FrameReader`] and [`FrameWriter`]
-//! wrap any async stream half with the codec of `protocol::frame`;
-//! [`handshake`] exchanges `Hello`s and refuses a version mismatch. `tls`
-//! makes mutual-TLS streams, `memory` an in-process pair for tests.
+//! Carrying frames over byte streams, and the carriers dispatch drives.
+//! [`FrameReader`] and [`FrameWriter`] wrap any async stream half with the
+//! codec of `protocol::frame`; [`handshake`] exchanges `Hello`s and refuses
+//! a version mismatch. `carrier` defines the two carrier shapes; `tls`
+//! makes mutual-TLS streams and `tls_carrier` dials agents with them; `hub`
+//! is the station side of the Redis hub (a broadcast carrier); `memory` is
+//! an in-process pair for tests.
 
+pub mod carrier;
+pub mod hub;
 pub mod memory;
 pub mod tls;
+pub mod tls_carrier;
 
-use crate::protocol::{self, FrameDecoder, FrameError, Hello, Message, PROTOCOL_VERSION};
+use crate::protocol::{self, FrameDecoder, FrameError, Hello, Message, Refusal, PROTOCOL_VERSION};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,6 +29,8 @@ pub enum TransportError {
     ClosedInHandshake,
     #[error("peer refused the session: {0}")]
     PeerError(String),
+    #[error("peer refused the session: {0}")]
+    Refused(Refusal),
     #[error("expected Hello, got another message first")]
     NoHello,
     #[error("timed out after {0:?} {1}")]
@@ -122,6 +130,7 @@ where
         Some(Message::Hello(h)) if h.version == PROTOCOL_VERSION => Ok(h),
         Some(Message::Hello(h)) => Err(TransportError::Version { peer: h.version, ours: PROTOCOL_VERSION }),
         Some(Message::Error { message }) => Err(TransportError::PeerError(message)),
+        Some(Message::Refused { reason, .. }) => Err(TransportError::Refused(reason)),
         Some(_) => Err(TransportError::NoHello),
         None => Err(TransportError::ClosedInHandshake),
     }

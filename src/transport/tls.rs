@@ -27,15 +27,34 @@ pub enum TlsError {
     #[error("cannot connect to {addr}: {why}")]
     Connect { addr: String, why: String },
     #[error("TLS handshake with {addr} failed: {why}")]
-    Handshake { addr: String, why: String },
+    Handshake { addr: String, kind: &'static str, why: String },
+    #[error("{addr} accepted the connection but gave no TLS answer within {limit:?}")]
+    Silent { addr: String, limit: Duration },
+    #[error("{addr} closed the connection during the TLS handshake: {why}")]
+    Dropped { addr: String, why: String },
     #[error("{0:?} is not a valid agent name for TLS")]
     BadName(String),
 }
 
 impl TlsError {
-    /// True for failures to reach the host at all (nothing answered).
+    /// True for failures to reach the host at all: nothing answered, or
+    /// the connection dropped before anything was proven.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, TlsError::Connect { .. })
+        matches!(self, TlsError::Connect { .. } | TlsError::Silent { .. } | TlsError::Dropped { .. })
+    }
+
+    /// A short kind (the same for every host failing the same way).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TlsError::Connect { why, .. } if why.contains("refused") => "connection refused",
+            TlsError::Connect { why, .. } if why.starts_with("no answer") => "no answer",
+            TlsError::Connect { .. } => "cannot connect",
+            TlsError::Silent { .. } => "no TLS answer",
+            TlsError::Dropped { .. } => "connection closed",
+            TlsError::Handshake { kind, .. } => kind,
+            TlsError::BadName(_) => "bad agent name",
+            TlsError::Pki(_) | TlsError::Config(_) => "TLS configuration",
+        }
     }
 }
 
@@ -89,7 +108,9 @@ pub fn server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc
 }
 
 /// Dial `addr` and complete a TLS handshake that requires the agent's
-/// certificate to name `name`. Both steps share the `limit`.
+/// certificate to name `name`. Both steps share the `limit`. A host that
+/// accepts TCP but never answers TLS (a frozen agent) is a timeout, which
+/// [`TlsError::is_unreachable`] counts as unreachable.
 pub async fn connect(
     addr: &str,
     name: &str,
@@ -104,21 +125,98 @@ pub async fn connect(
         .map_err(|e| TlsError::Connect { addr: addr.into(), why: e.to_string() })?;
     let _ = tcp.set_nodelay(true);
     let connector = tokio_rustls::TlsConnector::from(config);
-    tokio::time::timeout_at(deadline, connector.connect(server_name, tcp))
-        .await
-        .map_err(|_| TlsError::Handshake { addr: addr.into(), why: format!("no TLS answer within {limit:?}") })?
-        .map_err(|e| TlsError::Handshake { addr: addr.into(), why: explain(&e) })
+    match tokio::time::timeout_at(deadline, connector.connect(server_name, tcp)).await {
+        Err(_) => Err(TlsError::Silent { addr: addr.into(), limit }),
+        Ok(Err(e)) => Err(match rustls_error(&e).map(client_reason) {
+            Some((kind, why)) => TlsError::Handshake { addr: addr.into(), kind, why },
+            None => TlsError::Dropped { addr: addr.into(), why: e.to_string() },
+        }),
+        Ok(Ok(s)) => Ok(s),
+    }
 }
 
-/// Turn a rustls error into a sentence an operator can act on.
+/// The rustls error inside an I/O error from a TLS stream, if any.
+pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+}
+
+fn date(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| format!("{secs} (UNIX time)"))
+}
+
+/// A short kind and a sentence an operator can act on, for a TLS failure
+/// seen by the dispatcher (client) side.
+pub fn client_reason(e: &rustls::Error) -> (&'static str, String) {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => (
+            "certificate names another host",
+            format!("{e} (the agent's certificate names another host: check the registry address)"),
+        ),
+        E::InvalidCertificate(C::ExpiredContext { not_after, .. }) => (
+            "agent certificate expired",
+            format!("the agent's certificate expired on {}: issue it a new one", date(not_after.as_secs())),
+        ),
+        E::InvalidCertificate(C::Expired) => {
+            ("agent certificate expired", "the agent's certificate has expired: issue it a new one".into())
+        }
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            ("not from this fleet's CA", format!("{e} (the agent's certificate is not from this fleet's CA)"))
+        }
+        E::AlertReceived(A::CertificateExpired) => (
+            "dispatcher certificate expired",
+            "the agent refused this dispatcher's certificate as expired: renew it".into(),
+        ),
+        E::AlertReceived(a) => (
+            "agent refused our certificate",
+            format!("the agent refused this dispatcher's certificate (TLS alert {a:?}): is it from this fleet's CA?"),
+        ),
+        _ => ("TLS error", e.to_string()),
+    }
+}
+
+/// The same for a failure seen by the agent (server) side, for its log.
+pub fn server_reason(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    match e {
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "refused a client certificate that is not from this fleet's CA".into()
+        }
+        E::InvalidCertificate(C::ExpiredContext { not_after, .. }) => {
+            format!("refused a client certificate that expired on {}", date(not_after.as_secs()))
+        }
+        E::InvalidCertificate(C::Expired) => "refused an expired client certificate".into(),
+        E::NoCertificatesPresented => "the client presented no certificate (not a muster dispatcher?)".into(),
+        E::AlertReceived(a) => format!(
+            "the client refused this agent's certificate (TLS alert {a:?}): it does not trust this fleet's CA \
+             (a dispatcher of another fleet?)"
+        ),
+        E::InvalidMessage(_) | E::InappropriateHandshakeMessage { .. } | E::InappropriateMessage { .. } => {
+            format!("the client does not speak TLS as expected: {e}")
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// Turn a TLS I/O error into a sentence an operator can act on.
 pub fn explain(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    if text.contains("NotValidForName") || text.contains("not valid for name") {
-        format!("{text} (the agent's certificate names another host: check the registry address)")
-    } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
-        format!("{text} (the peer's certificate is not from this fleet's CA)")
+    match rustls_error(e) {
+        Some(r) => client_reason(r).1,
+        None => e.to_string(),
+    }
+}
+
+/// Explain a read error that may be a late TLS alert (TLS 1.3 reports a
+/// refused client certificate only on the first read).
+pub fn explain_read(text: &str) -> String {
+    if text.contains("alert") {
+        format!("{text} (the agent rejected this dispatcher's certificate: is it from this fleet's CA?)")
     } else {
-        text
+        text.to_string()
     }
 }
 

@@ -1,0 +1,357 @@
+//! The agent's hub front door: subscribe to the channel's request topic and
+//! open and verify every command right in the subscriber loop (garbage,
+//! foreign or badly signed messages are logged and dropped without a task),
+//! refuse replays per station (`protocol::station_guards`, persisted in
+//! `<state_dir>/hub-<channel>.seq` by one background writer, and made
+//! durable before a command runs), then admit matching requests through
+//! `agent::request` like any other front door. Tasks are bounded: a
+//! request holds a run slot from before its hook until its end, and every
+//! task that pushes replies holds one of a fixed number of permits.
+//! Signed `Cancel` and `Stop` orders cancel a running request or keep a
+//! queued one from starting. Reconnects with backoff when Redis goes away.
+
+use super::request::{self, Admitted, Claim};
+use super::session::Peer;
+use super::Agent;
+use crate::hub::config::{self, AgentHub, MAX_MESSAGE, REPLY_TTL};
+use crate::hub::throttle::{Slot, LEASE};
+use crate::protocol::envelope::{self, Command, Order, Reply, ReplyBox};
+use crate::protocol::station_guards::StationGuards;
+use crate::protocol::{End, Finished, Message, Refusal, Run};
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+
+/// Commands up to one second (of microsecond sequence numbers) late are
+/// still accepted once, per station.
+const REPLAY_WINDOW: u64 = 1_000_000;
+/// Stations whose marks are kept (see `StationGuards`).
+const MAX_STATIONS: usize = 4096;
+/// Request ids remembered as stopped (error budget spent).
+const MAX_STOPPED: usize = 1024;
+/// How long a command may wait for its sequence number to be durable.
+const DURABLE_WAIT: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+pub struct HubAgent {
+    pub(super) agent: Arc<Agent>,
+    pub(super) cfg: AgentHub,
+    pub identity: String,
+    pub tags: Vec<String>,
+    /// Simulated identities answering builtins (swarm mode); empty normally.
+    pub(super) swarm: Vec<String>,
+    station: ed25519_dalek::VerifyingKey,
+    network: crypto_box::SecretKey,
+    guards: Mutex<(StationGuards, u64)>,
+    /// The latest (version, marks) to write; the writer reports the
+    /// version made durable on `durable`.
+    marks: watch::Sender<(u64, String)>,
+    durable: watch::Receiver<u64>,
+    stopped: Mutex<VecDeque<String>>,
+    /// Permits for tasks that push replies.
+    pub(super) tasks: Arc<Semaphore>,
+}
+
+/// Who a hub request comes from, for logs, hooks and cancels.
+fn peer(cmd: &Command, channel: &str) -> Peer {
+    Peer { dispatcher: cmd.station.clone(), serial: String::new(), addr: format!("hub {channel}") }
+}
+
+impl HubAgent {
+    pub fn new(agent: Arc<Agent>, cfg: AgentHub) -> Result<HubAgent, String> {
+        let station = crate::hub::keys::load_station_public(&cfg.station_key)?;
+        let network = crate::hub::keys::load_network_secret(&cfg.network_key)?;
+        cfg.redis.client()?;
+        let seq_file = agent.cfg.state_dir.join(format!("hub-{}.seq", safe(&cfg.channel)));
+        let text = match std::fs::read_to_string(&seq_file) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("cannot read {}: {e}", seq_file.display())),
+        };
+        let guards = StationGuards::parse(&text, REPLAY_WINDOW, MAX_STATIONS)
+            .map_err(|e| format!("{}: {e}; remove it to reset", seq_file.display()))?;
+        let (marks, rx) = watch::channel((0, guards.render()));
+        let (durable_tx, durable) = watch::channel(0);
+        tokio::spawn(write_marks(seq_file, rx, durable_tx));
+        let tasks = Arc::new(Semaphore::new(agent.cfg.max_concurrent as usize * 2 + 16));
+        Ok(HubAgent {
+            identity: cfg.identity.clone().unwrap_or_else(|| agent.cfg.name.clone()),
+            tags: cfg.tags.clone().unwrap_or_else(|| agent.cfg.tags.clone()),
+            swarm: Vec::new(),
+            agent,
+            station,
+            network,
+            guards: Mutex::new((guards, 0)),
+            marks,
+            durable,
+            stopped: Mutex::new(VecDeque::new()),
+            tasks,
+            cfg,
+        })
+    }
+
+    /// Serve until the agent stops, reconnecting after Redis goes away.
+    pub async fn run(self: Arc<Self>) {
+        let topic = config::requests_topic(&self.cfg.channel);
+        let stopping = self.agent.stopping();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let served = tokio::select! {
+                r = self.clone().serve_once(&topic, &mut backoff) => r,
+                _ = stopping.cancelled() => return,
+            };
+            match served {
+                Ok(()) => tracing::warn!("hub: lost the connection to {}; reconnecting", self.cfg.redis.url),
+                Err(e) => tracing::warn!("hub: {e}; retrying in {backoff:?}"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn serve_once(self: Arc<Self>, topic: &str, backoff: &mut Duration) -> Result<(), String> {
+        let url = &self.cfg.redis.url;
+        let client = self.cfg.redis.client()?;
+        let mut pubsub = client.get_async_pubsub().await.map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        pubsub.subscribe(topic).await.map_err(|e| format!("cannot subscribe to {topic} at {url}: {e}"))?;
+        let conn = ConnectionManager::new(client).await.map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        tracing::info!("hub: {} subscribed to {topic} at {url}", self.identity);
+        *backoff = Duration::from_millis(100);
+        let mut stream = pubsub.into_on_message();
+        while let Some(msg) = stream.next().await {
+            self.take(msg.get_payload_bytes(), &conn);
+        }
+        Ok(())
+    }
+
+    /// Open, verify and dispatch one message, in the subscriber loop.
+    fn take(self: &Arc<Self>, payload: &[u8], conn: &ConnectionManager) {
+        let (cmd, eph) = match envelope::open_command(&self.network, &self.station, payload, MAX_MESSAGE) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("hub: ignored a {}-byte message: {e}", payload.len());
+                return;
+            }
+        };
+        let Some(version) = self.accept_seq(&cmd.station, cmd.seq) else {
+            tracing::warn!("hub: refused command seq {} from {}: replayed or too old", cmd.seq, cmd.station);
+            return;
+        };
+        let run = match &cmd.order {
+            Order::Run(run) => run.clone(),
+            Order::Cancel { request_id } => {
+                if self.wants(&cmd, &self.identity) && self.agent.cancel(request_id, &cmd.station) {
+                    tracing::info!(request = %request_id, station = %cmd.station, "hub: cancelling on the station's order");
+                }
+                return;
+            }
+            Order::Stop { request_id } => {
+                if let Ok(mut s) = self.stopped.lock() {
+                    s.push_back(request_id.clone());
+                    while s.len() > MAX_STOPPED {
+                        s.pop_front();
+                    }
+                }
+                return;
+            }
+        };
+        if self.swarm.is_empty() && !self.wants(&cmd, &self.identity) {
+            return;
+        }
+        let Ok(permit) = self.tasks.clone().try_acquire_owned() else {
+            tracing::warn!("hub: too many commands in flight; ignored seq {} from {}", cmd.seq, cmd.station);
+            return;
+        };
+        let rbox = ReplyBox::for_agent(&self.network, &eph);
+        if self.swarm.is_empty() {
+            tokio::spawn(self.clone().handle(cmd, run, rbox, version, conn.clone(), permit));
+        } else {
+            tokio::spawn(self.clone().swarm_replies(cmd, run, rbox, conn.clone(), permit));
+        }
+    }
+
+    /// Check the replay guard; the marks version to wait for when accepted.
+    fn accept_seq(&self, station: &str, seq: u64) -> Option<u64> {
+        let mut g = self.guards.lock().ok()?;
+        if !g.0.accept(station, seq) {
+            return None;
+        }
+        g.1 += 1;
+        let _ = self.marks.send((g.1, g.0.render()));
+        Some(g.1)
+    }
+
+    /// Tags: every requested tag present; agents: empty or naming us.
+    pub(super) fn wants(&self, cmd: &Command, identity: &str) -> bool {
+        cmd.tags.iter().all(|t| self.tags.contains(t))
+            && (cmd.agents.is_empty() || cmd.agents.iter().any(|a| a == identity))
+    }
+
+    fn is_stopped(&self, request_id: &str) -> bool {
+        self.stopped.lock().map(|s| s.iter().any(|r| r == request_id)).unwrap_or(false)
+    }
+
+    /// Run one command addressed to us and push every reply.
+    async fn handle(
+        self: Arc<Self>,
+        cmd: Command,
+        run: Run,
+        rbox: ReplyBox,
+        version: u64,
+        conn: ConnectionManager,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let (tx, rx) = mpsc::channel(256);
+        let pusher =
+            tokio::spawn(push_replies(rx, rbox, cmd.clone(), self.identity.clone(), self.tags.clone(), conn.clone()));
+        let peer = peer(&cmd, &self.cfg.channel);
+        if !self.wait_durable(version).await {
+            let why = "this agent cannot record the command's sequence number, so a replay could not be refused";
+            request::refuse(&peer, &run, Refusal::Denied(why.into()), &tx).await;
+        } else {
+            match request::admit(&self.agent, &peer, &run) {
+                Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
+                Ok(Admitted::Builtin(exit, out)) => request::answer_builtin(&run, exit, out, &tx).await,
+                Ok(Admitted::Action { steps, args }) => match request::claim(&self.agent, &peer, &run) {
+                    Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
+                    Ok(claim) => self.run_claimed(&cmd, run, steps, args, claim, conn, peer, tx.clone()).await,
+                },
+            }
+        }
+        drop(tx);
+        let _ = pusher.await;
+    }
+
+    async fn wait_durable(&self, version: u64) -> bool {
+        let mut d = self.durable.clone();
+        let durable = tokio::time::timeout(DURABLE_WAIT, d.wait_for(|v| *v >= version)).await;
+        matches!(durable, Ok(Ok(_)))
+    }
+
+    /// With hub-wide throttling, wait for a run slot (while the station may
+    /// stop or cancel the request), then execute.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_claimed(
+        &self,
+        cmd: &Command,
+        run: Run,
+        steps: Vec<PathBuf>,
+        args: Vec<String>,
+        claim: Claim,
+        mut conn: ConnectionManager,
+        peer: Peer,
+        tx: mpsc::Sender<Message>,
+    ) {
+        if cmd.fanout == 0 {
+            return request::execute(self.agent.clone(), peer, run, steps, args, claim, tx).await;
+        }
+        let _ = tx.send(Message::Queued { id: run.id }).await;
+        let slot = Slot::new(config::slots_key(&cmd.reply_to), cmd.fanout);
+        let wait = Duration::from_millis(cmd.slot_wait_ms).min(Duration::from_secs(86_400));
+        let deadline = tokio::time::Instant::now() + wait;
+        let cancelled = claim.cancelled();
+        loop {
+            if self.is_stopped(&run.request_id) {
+                return request::refuse(&peer, &run, Refusal::Skipped, &tx).await;
+            }
+            if *cancelled.borrow() {
+                let fin = Finished {
+                    id: run.id,
+                    exit: None,
+                    signal: None,
+                    duration_ms: 0,
+                    truncated: false,
+                    end: End::Cancelled,
+                };
+                let _ = tx.send(Message::Finished(fin)).await;
+                return;
+            }
+            match slot.try_take(&mut conn).await {
+                Ok(true) => break,
+                Ok(false) if tokio::time::Instant::now() >= deadline => {
+                    return request::refuse(&peer, &run, Refusal::Busy { limit: cmd.fanout }, &tx).await;
+                }
+                Ok(false) => {
+                    let mut j = [0u8; 1];
+                    let _ = getrandom::getrandom(&mut j);
+                    tokio::time::sleep(Duration::from_millis(40 + u64::from(j[0] % 40))).await;
+                }
+                Err(e) => {
+                    tracing::warn!("hub: cannot take a run slot: {e}");
+                    return request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
+                }
+            }
+        }
+        let renewer = tokio::spawn(renew(slot.clone_for_renew(), conn.clone()));
+        request::execute(self.agent.clone(), peer, run, steps, args, claim, tx).await;
+        renewer.abort();
+        slot.release(&mut conn).await;
+    }
+}
+
+/// Write the replay marks whenever they change (latest wins), off the
+/// async workers, and report each version made durable.
+async fn write_marks(path: PathBuf, mut marks: watch::Receiver<(u64, String)>, durable: watch::Sender<u64>) {
+    while marks.changed().await.is_ok() {
+        let (version, text) = marks.borrow_and_update().clone();
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || crate::fsutil::write_public(&p, format!("{text}\n").as_bytes())).await
+        {
+            Ok(Ok(())) => {
+                let _ = durable.send(version);
+            }
+            Ok(Err(e)) => tracing::warn!("hub: cannot persist {}: {e}", path.display()),
+            Err(e) => tracing::warn!("hub: cannot persist {}: {e}", path.display()),
+        }
+    }
+}
+
+async fn renew(slot: Slot, mut conn: ConnectionManager) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        let _ = slot.try_take(&mut conn).await;
+    }
+}
+
+/// Seal each message and push it (batched) to the reply list, with a TTL.
+pub async fn push_replies(
+    mut rx: mpsc::Receiver<Message>,
+    rbox: ReplyBox,
+    cmd: Command,
+    identity: String,
+    tags: Vec<String>,
+    mut conn: ConnectionManager,
+) {
+    let mut seq = 0u64;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(m) = rx.try_recv() {
+            batch.push(m);
+        }
+        let mut pipe = redis::pipe();
+        for message in batch {
+            seq += 1;
+            let reply = Reply { challenge: cmd.challenge, agent: identity.clone(), tags: tags.clone(), seq, message };
+            let mut nonce = [0u8; 24];
+            let _ = getrandom::getrandom(&mut nonce);
+            match rbox.seal(&reply, nonce) {
+                Ok(bytes) => {
+                    pipe.rpush(&cmd.reply_to, bytes).ignore();
+                }
+                Err(e) => tracing::warn!("hub: cannot seal a reply: {e}"),
+            }
+        }
+        pipe.pexpire(&cmd.reply_to, i64::try_from(REPLY_TTL.as_millis()).unwrap_or(i64::MAX)).ignore();
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::warn!("hub: cannot push replies to {}: {e}", cmd.reply_to);
+        }
+    }
+}
+
+fn safe(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect()
+}

@@ -1,0 +1,80 @@
+//! `muster hub swarm`: many simulated agent identities in one process, to
+//! load a hub with realistic traffic (one verified command in, sealed
+//! replies from every identity out). Identities answer builtins only
+//! (`ping`, `info`, `list-actions`); they never start processes. It is the
+//! hub front door with a list of identities instead of one.
+
+use super::hub::{push_replies, HubAgent};
+use super::Agent;
+use crate::hub::config::AgentHub;
+use crate::protocol::envelope::{Command, ReplyBox};
+use crate::protocol::{End, Finished, Message, Refusal, Run, Stream};
+use redis::aio::ConnectionManager;
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+impl HubAgent {
+    /// A swarm of `count` simulated identities `<identity>-NNNNN`.
+    pub fn swarm(agent: Arc<Agent>, cfg: AgentHub, count: usize) -> Result<HubAgent, String> {
+        let mut h = HubAgent::new(agent, cfg)?;
+        h.swarm = (0..count).map(|i| format!("{}-{i:05}", h.identity)).collect();
+        Ok(h)
+    }
+
+    /// Every matching simulated identity answers a builtin (or refuses
+    /// anything else) through the real reply path.
+    pub(super) async fn swarm_replies(
+        self: Arc<Self>,
+        cmd: Command,
+        run: Run,
+        rbox: ReplyBox,
+        conn: ConnectionManager,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let id = run.id;
+        let answer = match crate::protocol::check_action_name(&run.action) {
+            Err(e) => Err(Refusal::BadName(e.to_string())),
+            Ok(()) => super::builtins::run(&self.agent, &run.action, &run.args, &cmd.station)
+                .ok_or_else(|| Refusal::UnknownAction(format!("{} (a swarm answers builtins only)", run.action))),
+        };
+        let messages = match answer {
+            Ok((exit, bytes)) => vec![
+                Message::Started { id, pid: std::process::id() },
+                Message::Output { id, stream: Stream::Stdout, bytes },
+                Message::Finished(Finished {
+                    id,
+                    exit: Some(exit),
+                    signal: None,
+                    duration_ms: 0,
+                    truncated: false,
+                    end: End::Exited,
+                }),
+            ],
+            Err(reason) => vec![Message::Refused { id, reason }],
+        };
+        let mut pushes = Vec::new();
+        for identity in self.swarm.iter().filter(|i| self.wants(&cmd, i)) {
+            let (tx, rx) = mpsc::channel(messages.len());
+            for m in &messages {
+                let _ = tx.try_send(m.clone());
+            }
+            drop(tx);
+            let task = push_replies(rx, rbox.clone(), cmd.clone(), identity.clone(), self.tags.clone(), conn.clone());
+            pushes.push(tokio::spawn(task));
+        }
+        for p in pushes {
+            let _ = p.await;
+        }
+    }
+}
+
+/// Serve a swarm of `count` identities until the process is stopped.
+pub async fn run(agent: Arc<Agent>, hub: AgentHub, count: usize) -> Result<(), String> {
+    if count == 0 {
+        return Err("--count must be at least 1".into());
+    }
+    let swarm = Arc::new(HubAgent::swarm(agent, hub, count)?);
+    tracing::info!("swarm of {count} identities {}-00000..", swarm.identity);
+    swarm.run().await;
+    Ok(())
+}
