@@ -209,6 +209,7 @@ impl HubAgent {
         let pusher =
             tokio::spawn(push_replies(rx, rbox, cmd.clone(), self.identity.clone(), self.tags.clone(), conn.clone()));
         let peer = peer(&cmd, &self.cfg.channel);
+        let mut held = None;
         if !self.wait_durable(version).await {
             let why = "this agent cannot record the command's sequence number, so a replay could not be refused";
             request::refuse(&peer, &run, Refusal::Denied(why.into()), &tx).await;
@@ -218,12 +219,20 @@ impl HubAgent {
                 Ok(Admitted::Builtin(exit, out)) => request::answer_builtin(&run, exit, out, &tx).await,
                 Ok(Admitted::Action { steps, args }) => match request::claim(&self.agent, &peer, &run) {
                     Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
-                    Ok(claim) => self.run_claimed(&cmd, run, steps, args, claim, conn, peer, tx.clone()).await,
+                    Ok(claim) => {
+                        held = self.run_claimed(&cmd, run, steps, args, claim, conn.clone(), peer, tx.clone()).await
+                    }
                 },
             }
         }
         drop(tx);
         let _ = pusher.await;
+        // The station has the end report before the slot frees, so its
+        // error budget can stop the next agent in time.
+        if let Some((slot, renewer)) = held {
+            renewer.abort();
+            slot.release(&mut conn.clone()).await;
+        }
     }
 
     async fn wait_durable(&self, version: u64) -> bool {
@@ -233,7 +242,9 @@ impl HubAgent {
     }
 
     /// With hub-wide throttling, wait for a run slot (while the station may
-    /// stop or cancel the request), then execute.
+    /// stop or cancel the request), then execute; returns the slot still
+    /// held (and its renewer), for the caller to release once the end
+    /// report is pushed.
     #[allow(clippy::too_many_arguments)]
     async fn run_claimed(
         &self,
@@ -245,9 +256,10 @@ impl HubAgent {
         mut conn: ConnectionManager,
         peer: Peer,
         tx: mpsc::Sender<Message>,
-    ) {
+    ) -> Option<(Slot, tokio::task::JoinHandle<()>)> {
         if cmd.fanout == 0 {
-            return request::execute(self.agent.clone(), peer, run, steps, args, claim, tx).await;
+            request::execute(self.agent.clone(), peer, run, steps, args, claim, tx).await;
+            return None;
         }
         let _ = tx.send(Message::Queued { id: run.id }).await;
         let slot = Slot::new(config::slots_key(&cmd.reply_to), cmd.fanout);
@@ -256,7 +268,8 @@ impl HubAgent {
         let cancelled = claim.cancelled();
         loop {
             if self.is_stopped(&run.request_id) {
-                return request::refuse(&peer, &run, Refusal::Skipped, &tx).await;
+                request::refuse(&peer, &run, Refusal::Skipped, &tx).await;
+                return None;
             }
             if *cancelled.borrow() {
                 let fin = Finished {
@@ -268,12 +281,13 @@ impl HubAgent {
                     end: End::Cancelled,
                 };
                 let _ = tx.send(Message::Finished(fin)).await;
-                return;
+                return None;
             }
             match slot.try_take(&mut conn).await {
                 Ok(true) => break,
                 Ok(false) if tokio::time::Instant::now() >= deadline => {
-                    return request::refuse(&peer, &run, Refusal::Busy { limit: cmd.fanout }, &tx).await;
+                    request::refuse(&peer, &run, Refusal::Busy { limit: cmd.fanout }, &tx).await;
+                    return None;
                 }
                 Ok(false) => {
                     let mut j = [0u8; 1];
@@ -282,14 +296,14 @@ impl HubAgent {
                 }
                 Err(e) => {
                     tracing::warn!("hub: cannot take a run slot: {e}");
-                    return request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
+                    request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
+                    return None;
                 }
             }
         }
-        let renewer = tokio::spawn(renew(slot.clone_for_renew(), conn.clone()));
+        let renewer = tokio::spawn(renew(slot.clone_for_renew(), conn));
         request::execute(self.agent.clone(), peer, run, steps, args, claim, tx).await;
-        renewer.abort();
-        slot.release(&mut conn).await;
+        Some((slot, renewer))
     }
 }
 

@@ -52,3 +52,84 @@ pub async fn run(
     out.results = missing;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::event::EventKind;
+    use crate::dispatch::plan::Request;
+    use crate::transport::carrier::{BoxFuture, Dialer, Reason, Session, Target};
+    use std::time::Duration;
+
+    /// A dialer whose task panics for one target and finds nobody home
+    /// for the others.
+    struct Panicky;
+
+    impl Dialer for Panicky {
+        fn open<'a>(&'a self, t: &'a Target) -> BoxFuture<'a, Result<Session, OpenError>> {
+            Box::pin(async move {
+                if t.name == "boom" {
+                    panic!("injected fault for {}", t.name);
+                }
+                Err(OpenError::Unreachable(Reason::new("connection refused", "nobody home")))
+            })
+        }
+    }
+
+    fn plan(names: &[&str]) -> Plan {
+        Plan {
+            request: Request {
+                request_id: "r1".into(),
+                action: "x".into(),
+                args: vec![],
+                username: "u".into(),
+                token: None,
+                timeout: Duration::from_secs(5),
+            },
+            dispatcher: "d".into(),
+            via: "test".into(),
+            targets: names.iter().map(|n| Target { name: n.to_string(), addr: String::new() }).collect(),
+            missing: vec![],
+            fanout: 2,
+            max_errors: None,
+            lock_dir: None,
+            hook: None,
+            liveness: Default::default(),
+            broadcast: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_target_task_still_yields_its_result_and_end_event() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let (_stop, stop_rx) = watch::channel(false);
+        let carrier = Carrier::Dial(Arc::new(Panicky));
+        let out = run(&carrier, plan(&["a1", "boom", "a3"]), tx, stop_rx).await.unwrap();
+        let names: Vec<&str> = out.results.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a1", "boom", "a3"]);
+        let boom = &out.results[1].state;
+        assert!(matches!(boom, State::Failed { why: Some(w), .. } if w.contains("injected fault")), "{boom:?}");
+        assert_ne!(out.exit_status(), 0);
+        let mut ends = Vec::new();
+        while let Some(e) = rx.recv().await {
+            if let EventKind::End(r) = e.kind {
+                ends.push(r.name);
+            }
+        }
+        ends.sort();
+        assert_eq!(ends, ["a1", "a3", "boom"], "one end event per target");
+    }
+
+    #[tokio::test]
+    async fn the_error_budget_skips_the_rest() {
+        let (tx, _rx) = mpsc::channel(64);
+        let (_stop, stop_rx) = watch::channel(false);
+        let mut p = plan(&["a1", "a2", "a3", "a4", "a5"]);
+        p.fanout = 1;
+        p.max_errors = Some(2);
+        let out = run(&Carrier::Dial(Arc::new(Panicky)), p, tx, stop_rx).await.unwrap();
+        let skipped = out.results.iter().filter(|r| r.state == State::Skipped).count();
+        assert_eq!(skipped, 3, "{:?}", out.results);
+        assert_eq!(out.exit_status(), crate::dispatch::outcome::BIT_MISSING);
+    }
+}

@@ -211,3 +211,44 @@ pub fn ends(o: &Output) -> std::collections::BTreeMap<String, serde_json::Value>
         .map(|e| (e["target"].as_str().unwrap().to_string(), e))
         .collect()
 }
+
+/// Poll `cond` every 20 ms until it holds; panic with `what` after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Start `muster run` in the background with piped output.
+pub fn spawn_run(f: &Fleet, targets: &str, opts: &[&str], cmd: &[&str]) -> Child {
+    Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", targets])
+        .args(opts)
+        .arg("--")
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The pids of live processes in process group `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // fields[0] = state, fields[2] = pgrp
+        if fields.len() > 2 && fields[2].parse::<i32>() == Ok(pgid) && !matches!(fields[0], "Z" | "X") {
+            out.push(pid);
+        }
+    }
+    out
+}
