@@ -56,6 +56,4 @@ pub fn issue_agent_dir(
     Ok(entry)
 }
 
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
+pub use crate::timefmt::now_rfc3339;

@@ -18,4 +18,5 @@ pub mod ns8;
 pub mod pki;
 pub mod protocol;
 pub mod state;
+pub mod timefmt;
 pub mod transport;

@@ -49,7 +49,7 @@ impl Discovery {
 
     /// Record who answered; returns the identities not seen before.
     pub fn record(&mut self, channel: &str, seen: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-        let now = crate::enroll::now_rfc3339();
+        let now = crate::timefmt::now_rfc3339();
         let m = self.channel.entry(channel.to_string()).or_default();
         let mut new = Vec::new();
         for (name, tags) in seen {

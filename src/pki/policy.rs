@@ -69,18 +69,7 @@ pub(super) fn not_after(now: OffsetDateTime, days: u32) -> Result<OffsetDateTime
         .ok_or_else(|| PkiError::InvalidDays { days, reason: "the expiry date is out of range; use fewer days".into() })
 }
 
-pub(super) fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub(super) use crate::timefmt::rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -140,14 +140,6 @@ pub fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
     e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
-fn date(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| format!("{secs} (UNIX time)"))
-}
-
 /// A short kind and a sentence an operator can act on, for a TLS failure
 /// seen by the dispatcher (client) side.
 pub fn client_reason(e: &rustls::Error) -> (&'static str, String) {
@@ -159,7 +151,10 @@ pub fn client_reason(e: &rustls::Error) -> (&'static str, String) {
         ),
         E::InvalidCertificate(C::ExpiredContext { not_after, .. }) => (
             "agent certificate expired",
-            format!("the agent's certificate expired on {}: issue it a new one", date(not_after.as_secs())),
+            format!(
+                "the agent's certificate expired on {}: issue it a new one",
+                crate::timefmt::unix_rfc3339(not_after.as_secs())
+            ),
         ),
         E::InvalidCertificate(C::Expired) => {
             ("agent certificate expired", "the agent's certificate has expired: issue it a new one".into())
@@ -187,7 +182,10 @@ pub fn server_reason(e: &rustls::Error) -> String {
             "refused a client certificate that is not from this fleet's CA".into()
         }
         E::InvalidCertificate(C::ExpiredContext { not_after, .. }) => {
-            format!("refused a client certificate that expired on {}", date(not_after.as_secs()))
+            format!(
+                "refused a client certificate that expired on {}",
+                crate::timefmt::unix_rfc3339(not_after.as_secs())
+            )
         }
         E::InvalidCertificate(C::Expired) => "refused an expired client certificate".into(),
         E::NoCertificatesPresented => "the client presented no certificate (not a muster dispatcher?)".into(),
