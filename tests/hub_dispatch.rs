@@ -134,3 +134,30 @@ fn ctrl_c_cancels_a_hub_run_on_every_agent() {
     }
     assert_eq!(code(&out), 4, "{}", stderr(&out));
 }
+
+#[test]
+fn sigterm_to_a_hub_agent_cancels_its_action_and_reports_it() {
+    let mut f = HubFleet::new();
+    let pidfile = f.tmp.path().join("pid");
+    let s = f.script("sleeper", &format!("echo $$ > {}\nsleep 60", pidfile.display()));
+    f.add("h1", &[], &[("sleeper", &s)], "kill_grace = 0.5");
+    f.start_all();
+    let child = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "h1", "--via", "hub", "--no-discovery", "--output", "json", "--", "sleeper"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the action to start", || {
+        std::fs::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let pgid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let agent_pid = f.agents[0].child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(agent_pid, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(ends(&out)["h1"]["state"], "cancelled", "{}", stderr(&out));
+    wait_for(Duration::from_secs(3), "no process of the action's group", || common::group_members(pgid).is_empty());
+    wait_for(Duration::from_secs(5), "the agent to exit", || !f.alive(0));
+}

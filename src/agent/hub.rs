@@ -168,7 +168,7 @@ impl HubAgent {
         };
         let rbox = ReplyBox::for_agent(&self.network, &eph);
         if self.swarm.is_empty() {
-            tokio::spawn(self.clone().handle(cmd, run, rbox, version, conn.clone(), permit));
+            self.agent.spawn_request(self.clone().handle(cmd, run, rbox, version, conn.clone(), permit));
         } else {
             tokio::spawn(self.clone().swarm_replies(cmd, run, rbox, conn.clone(), permit));
         }
