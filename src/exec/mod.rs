@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod hook;
 pub mod roots;
 pub mod runner;
+pub mod secrets;
 pub mod step;
 
 pub use catalog::{Action, Catalog, CatalogError, BUILTINS};

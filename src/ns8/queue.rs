@@ -107,11 +107,9 @@ async fn accept(agent: &Arc<Agent>, raw: &str) {
             return;
         }
     };
-    let mut context = task.raw.clone();
-    gojson::obscure(&mut context);
     let set = redis::cmd("set")
         .arg(agent.key(&task.id, "context"))
-        .arg(gojson::encode(&context))
+        .arg(gojson::encode_masked(&task.raw))
         .arg("ex")
         .arg(TASK_TTL_SECS)
         .clone();
