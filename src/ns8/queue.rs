@@ -116,7 +116,7 @@ async fn accept(agent: &Arc<Agent>, raw: &str) {
     if let Err(e) = agent.redis.query::<redis::Value>(&set).await {
         log!(ERR, "Context set error: {}", error_text(&e, &agent.cfg.tasks.address));
     }
-    if overloaded(agent).await {
+    if !builtin::is_builtin(&task.action) && overloaded(agent).await {
         let agent = agent.clone();
         tokio::spawn(async move { builtin::reject_overloaded(&agent, &task).await });
         return;
