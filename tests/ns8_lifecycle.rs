@@ -13,7 +13,7 @@ use std::time::Duration;
 fn sigusr1_on_an_idle_agent_exits_0_at_once() {
     let mut t = Ns8::new();
     let args = vec![format!("--agentid={ID}"), format!("--actionsdir={}", t.path("a").display())];
-    // Even with the default 5 s polling the blocked pop is woken up.
+    // Even with the default 5 s polling the drain does not wait for it.
     t.start_with(&args, &[]);
     t.signal(libc::SIGUSR1);
     let status = t.wait_exit(Duration::from_secs(2)).expect("agent still running 2 s after SIGUSR1");
@@ -33,15 +33,18 @@ fn sigusr1_on_a_busy_agent_lets_the_task_and_the_event_handler_finish() {
     t.redis.cli(&["publish", "source/event/long-run", "x"]);
     t.wait_log("is starting step 10h");
     t.signal(libc::SIGUSR1);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(t.wait_exit(Duration::ZERO).is_none(), "exited before its task ended");
-    // Tasks pushed during the drain are left on the queue for the next agent.
+    // Tasks pushed once the agent has stopped reading the queue are left
+    // there for the next agent.
+    t.wait_queue_released();
     t.task("b2", "run-longlasting", "{}");
     let status = t.wait_exit(Duration::from_secs(5)).expect("agent did not exit");
     assert_eq!(status.code(), Some(0), "{}", t.log());
+    // Both had finished when the agent exited: nothing to wait for here.
+    assert!(t.exists(&Ns8::key("b1", "exit_code")), "exited before its task ended");
     assert_eq!(t.output("b1"), "done\n");
     assert!(t.log().contains("Handler of source/event/long-run exited with status \"completed\" (0)"));
     assert_eq!(t.redis.cli(&["llen", &format!("{ID}/tasks")]).trim(), "1");
+    assert!(!t.exists(&Ns8::key("b2", "context")));
 }
 
 #[test]
