@@ -22,7 +22,7 @@ mod link;
 mod log;
 pub mod progress;
 mod queue;
-mod resp;
+pub mod resp;
 pub mod task;
 mod validate;
 
