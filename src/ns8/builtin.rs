@@ -35,7 +35,12 @@ pub async fn list_actions(agent: &Agent, task: &Task) {
     agent.publish(&task.id, &proc).await;
     proc.status = RUNNING;
     agent.publish(&task.id, &proc).await;
-    let mut names: Vec<Value> = roots::list(&agent.cfg.action_roots).into_iter().map(Value::String).collect();
+    let roots = agent.cfg.action_roots.clone();
+    let found = super::off_worker(move || roots::list(&roots)).await.unwrap_or_else(|e| {
+        log!(ERR, "Action list failed: {e}");
+        Vec::new()
+    });
+    let mut names: Vec<Value> = found.into_iter().map(Value::String).collect();
     names.extend([Value::from(LIST_ACTIONS), Value::from(CANCEL_TASK)]);
     let out = Outcome { output: gojson::encode(&Value::Array(names)).into_bytes(), ..Outcome::default() };
     let _ = proc.set_progress_at_step(0, 100);

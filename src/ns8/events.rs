@@ -130,11 +130,15 @@ fn start(agent: &Arc<Agent>, handlers: &Arc<watch::Sender<usize>>, channel: &str
 }
 
 async fn handle(agent: &Agent, source: &str, name: &str, payload: Vec<u8>) {
-    let steps = roots::scan_handler(&agent.cfg.event_roots, name);
+    let (roots, wanted) = (agent.cfg.event_roots.clone(), name.to_string());
+    let steps = super::off_worker(move || roots::scan_handler(&roots, &wanted)).await.unwrap_or_else(|e| {
+        log!(ERR, "Handler of {source}/event/{name} scan failed: {e}");
+        Vec::new()
+    });
     if steps.is_empty() {
         return;
     }
-    let mut vars: Vec<(String, String)> = envfile::for_child(&envfile::read()).collect();
+    let mut vars: Vec<(String, String)> = envfile::for_child(&envfile::read_async().await).collect();
     vars.extend([
         ("AGENT_COMFD".to_string(), "2".to_string()),
         ("AGENT_EVENT_NAME".to_string(), name.to_string()),
@@ -156,7 +160,7 @@ async fn handle(agent: &Agent, source: &str, name: &str, payload: Vec<u8>) {
             Ok(s) => s,
             Err(e) => {
                 let why = format!("fork/exec {}: {}", step.path.display(), errno_text(&e));
-                if action::skippable(&step.path, &e) {
+                if action::skippable(&step.path, &e).await {
                     log!(WARNING, "Handler of {source}/event/{name} skipped step {}: {why}", step.name);
                     continue;
                 }

@@ -230,6 +230,17 @@ impl Agent {
     }
 }
 
+/// Run blocking file work (directory scans, `./environment`, schema
+/// files) on tokio's blocking pool so a slow disk never stalls the async
+/// workers that serve Redis. `Err` only when `work` panicked.
+pub async fn off_worker<T, F>(work: F) -> Result<T, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await
+}
+
 /// Resolve once `flag` is true (or can no longer change).
 pub async fn until(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|f| *f).await;
