@@ -9,7 +9,9 @@
 //! Files: `config` (arguments and environment), `queue` (the task loop),
 //! `action` (one task's steps), `builtin` (list-actions, cancel-task),
 //! `events`, `validate` (JSON Schema), `comfd` (step commands), `progress`,
-//! `task` and `gojson` (wire formats), `link` and `resp` (Redis), `log`.
+//! `task` and `gojson` (wire formats; a stored context is masked by
+//! `exec::secrets`), `link` and `resp` (Redis; `resp::parse` is the pure,
+//! capped RESP2 parser), `log`. File work runs through [`off_worker`].
 
 mod action;
 mod builtin;

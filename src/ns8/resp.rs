@@ -54,6 +54,7 @@ pub struct ReplyReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> ReplyReader<R> {
+    /// Read from `inner`; nothing is buffered (or allocated) yet.
     pub fn new(inner: R) -> ReplyReader<R> {
         ReplyReader { inner, buf: Vec::new() }
     }
