@@ -1,6 +1,7 @@
 //! ns8 agent builtins: `list-actions` (every action directory across the
 //! roots plus the builtins) and `cancel-task` (TERM to the running step's
 //! process group; exit 2 for an unknown task id, exit 10 for bad input).
+//! Both still answer when `MAX_CONCURRENCY` tasks are running.
 
 mod ns8_harness;
 use ns8_harness::{Ns8, ID};
@@ -90,4 +91,32 @@ fn cancel_task_of_an_unknown_id_aborts_with_2_and_bad_input_with_10() {
     t.task("c5", "cancel-task", r#"{"Mask":"Mask is a typo","timeout":2}"#);
     assert_eq!(t.exit_code("c5"), "10");
     t.wait_log("invalid task ID or timeout value");
+}
+
+#[test]
+fn builtins_answer_and_cancel_at_max_concurrency() {
+    let mut t = Ns8::new();
+    let pidfile = t.path("state/slow.pid").display().to_string();
+    t.script("a/slow/10sleep", &format!("echo $$ > {pidfile}; exec sleep 30"));
+    t.script("a/fast/10ok", "echo ok");
+    let args = vec![format!("--agentid={ID}"), format!("--actionsdir={}", t.path("a").display())];
+    t.start_with(&args, &[("AGENT_POLLING_INTERVAL", "200ms"), ("MAX_CONCURRENCY", "1"), ("OVERLOAD_SLEEP", "100ms")]);
+    t.task("s1", "slow", "{}");
+    t.wait_until("the slow step to start", || std::path::Path::new(&pidfile).exists());
+    // The agent is full: an ordinary task is refused ...
+    t.task("o1", "fast", "{}");
+    assert_eq!(t.exit_code("o1"), "11");
+    // ... but list-actions answers ...
+    t.task("l1", "list-actions", "{}");
+    assert_eq!(t.exit_code("l1"), "0");
+    let names: Vec<String> = serde_json::from_str(&t.output("l1")).unwrap();
+    assert_eq!(names, ["fast", "slow", "list-actions", "cancel-task"]);
+    // ... and cancel-task stops the running task.
+    t.task("c1", "cancel-task", r#"{"task":"s1","timeout":2}"#);
+    assert_eq!(t.exit_code("c1"), "0", "{}", t.error("c1"));
+    assert_eq!(t.exit_code("s1"), "-1");
+    assert!(!t.log().contains("Task c1 rejected") && !t.log().contains("Task l1 rejected"), "{}", t.log());
+    // With the slot free again, ordinary tasks run.
+    t.task("o2", "fast", "{}");
+    assert_eq!(t.exit_code("o2"), "0");
 }

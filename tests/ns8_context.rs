@@ -1,6 +1,6 @@
 //! ns8 agent task intake: the stored context with the value of every field
-//! ending in `password`, `secret` or `token` (any case, any depth) masked
-//! as `XXX`, with an 8 h TTL; and garbage on the queue (not JSON, missing
+//! ending in `password`, `secret`, `token`, `key` or `pass` (any case, any
+//! depth, objects inside arrays too) masked as `XXX`, with an 8 h TTL; and garbage on the queue (not JSON, missing
 //! fields, unknown or path-like actions, wrong types) answered or logged
 //! while the agent keeps serving.
 
@@ -33,6 +33,38 @@ fn each_secret_suffix_is_masked_in_the_context() {
     assert!(t.output("c1").contains("Nethesis,1234"));
     let ttl: i64 = t.redis.cli(&["ttl", &Ns8::key("c1", "context")]).trim().parse().unwrap();
     assert!((28790..=28800).contains(&ttl), "ttl {ttl}");
+}
+
+#[test]
+fn key_and_pass_suffixes_are_masked_too_issue_8() {
+    let mut t = Ns8::new();
+    t.script("a/obfuscate-test/10echo", "cat");
+    t.start();
+    // The issue's input, then its neighbours: `keys` does not end in key.
+    let data = r#"{"db_password":"p","api_key":"A","smtp_pass":"S","nested":{"TLS_Key":"K"},
+        "passkey":"S-PASSKEY","KEY":"S-UPPERKEY","keys":"KEPT-1","hosts":[{"x_pass":"S-XPASS","name":"KEPT-2"}],
+        "port_key":5432,"ssh_key":{"priv":"S-PRIV"},"bypass":false}"#;
+    t.task("k1", "obfuscate-test", data);
+    assert_eq!(t.exit_code("k1"), "0");
+    let ctx = t.get(&Ns8::key("k1", "context"));
+    assert_eq!(
+        ctx,
+        concat!(
+            r#"{"action":"obfuscate-test","data":{"KEY":"XXX","api_key":"XXX","bypass":"XXX","db_password":"XXX","#,
+            r#""hosts":[{"name":"KEPT-2","x_pass":"XXX"}],"keys":"KEPT-1","nested":{"TLS_Key":"XXX"},"passkey":"XXX","#,
+            r#""port_key":"XXX","smtp_pass":"XXX","ssh_key":"XXX"},"id":"k1","user":"admin"}"#
+        )
+    );
+    for secret in ["\"p\"", "\"A\"", "\"S\"", "\"K\"", "S-", "5432"] {
+        assert!(!ctx.contains(secret), "{secret} leaked: {ctx}");
+    }
+    // Nothing the agent logs carries a secret either.
+    for secret in ["S-PASSKEY", "S-UPPERKEY", "S-XPASS", "S-PRIV"] {
+        assert!(!t.log().contains(secret), "{secret} in the log:\n{}", t.log());
+    }
+    // The step still receives the real values.
+    let out = t.output("k1");
+    assert!(out.contains(r#""api_key":"A""#) && out.contains("S-PRIV"), "{out}");
 }
 
 #[test]

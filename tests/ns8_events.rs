@@ -1,8 +1,9 @@
 //! ns8 agent events and Redis outages: a `<source>/event/<name>` message
 //! handled by two steps (payload on stdin, output in the agent's log, exit
 //! code logged, commands on fd 2 ignored), a failing handler stopping at
-//! its first failing step, and Redis restarted under an idle agent after
-//! which tasks and events are served again.
+//! its first failing step, Redis restarted under an idle agent after
+//! which tasks and events are served again, and an event over the 16 MiB
+//! reply cap, which drops the subscription (logged) until it is renewed.
 
 mod ns8_harness;
 use ns8_harness::{Ns8, ID};
@@ -79,4 +80,34 @@ fn redis_restarted_under_an_idle_agent_then_tasks_and_events_still_run() {
     wait_subscribed(&t);
     publish(&t, "node/1/event/ping", "after-restart");
     t.wait_log("pong after-restart\n");
+}
+
+#[test]
+fn an_event_over_the_reply_cap_is_refused_and_the_subscription_comes_back() {
+    use std::io::Write;
+    let mut t = Ns8::new();
+    t.script("events/big/10h", "echo BIG-HANDLED >&2");
+    t.script("events/small/10h", "echo small-handled >&2");
+    t.start();
+    wait_subscribed(&t);
+    // 17 MiB, one byte of the payload per byte sent: through stdin (-x),
+    // as no argv holds that much.
+    let mut cli = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &t.redis.port.to_string(), "-x", "publish", "src/event/big"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli");
+    let mut stdin = cli.stdin.take().expect("stdin");
+    stdin.write_all(&vec![b'x'; 17 * 1024 * 1024]).expect("write the payload");
+    drop(stdin);
+    assert!(cli.wait().expect("redis-cli").success());
+    t.wait_log("<3>redis: discarding bad PubSub connection: redis: reply of ");
+    t.wait_log("-byte cap\n");
+    // Renewed after a polling interval: a small event is handled again.
+    t.wait_until("a small event to be handled", || {
+        publish(&t, "src/event/small", "{}");
+        t.log().contains("Handler of src/event/small exited with status \"completed\"")
+    });
+    assert!(!t.log().contains("BIG-HANDLED"), "{}", t.log());
 }

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod hook;
 pub mod roots;
 pub mod runner;
+pub mod secrets;
 pub mod step;
 
 pub use catalog::{Action, Catalog, CatalogError, BUILTINS};

@@ -9,13 +9,15 @@
 //! environment hash when the action completed) and log one line.
 //! A step file that vanished or lost its exec bit is skipped with a warning
 //! (the original suite's "missing step" cases); a present, executable step
-//! the OS still cannot exec aborts the action with exit code 9.
+//! the OS still cannot exec aborts the action with exit code 9. File work
+//! (the root scan, `./environment`, schema files, the skip check) runs on
+//! the blocking pool (`super::off_worker`), never on an async worker.
 
 use super::comfd::{self, Effect};
 use super::log::{errno_text, log, ERR, INFO, WARNING};
 use super::progress::{Processor, ABORTED, COMPLETED, PENDING, RUNNING, VALIDATION_FAILED};
 use super::task::Task;
-use super::{envfile, gojson, validate, Agent, Outcome};
+use super::{envfile, gojson, off_worker, validate, Agent, Outcome};
 use crate::exec::roots::{self, RootAction};
 use crate::exec::step::{self, StepCommand};
 use std::path::{Path, PathBuf};
@@ -53,7 +55,12 @@ enum Flow {
 }
 
 pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) {
-    let plan = plan(roots::scan_action(&agent.cfg.action_roots, &task.action));
+    let (roots, name) = (agent.cfg.action_roots.clone(), task.action.clone());
+    let found = off_worker(move || roots::scan_action(&roots, &name)).await.unwrap_or_else(|e| {
+        log!(ERR, "Action {} scan failed: {e}", task.action);
+        RootAction::default()
+    });
+    let plan = plan(found);
     let weights = plan.iter().map(|p| (p.name.clone(), if matches!(p.kind, Kind::Exec(_)) { 1 } else { 0 })).collect();
     let mut proc = Processor::new(weights);
     let mut out = Outcome::default();
@@ -68,10 +75,10 @@ pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) 
     for (index, planned) in plan.iter().enumerate() {
         last_step = planned.name.clone();
         // Read on every step, so values written by earlier steps are seen.
-        let env = envfile::read();
+        let env = envfile::read_async().await;
         let flow = match &planned.kind {
-            Kind::Input(path) => check_input(task, path, &mut proc, &mut out),
-            Kind::Output(path) => check_output(task, path, &mut proc, &mut out),
+            Kind::Input(path) => check_input(task, path, &mut proc, &mut out).await,
+            Kind::Output(path) => check_output(task, path, &mut proc, &mut out).await,
             Kind::Exec(path) => {
                 if proc.status == PENDING {
                     proc.status = RUNNING;
@@ -90,7 +97,7 @@ pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) 
     }
     // Read (and log a read error) every time, as the original does; the
     // hash is replaced only after a completed action.
-    let env = envfile::read();
+    let env = envfile::read_async().await;
     agent.finish(&task.id, &proc, &out, (proc.status == COMPLETED).then_some(env.as_slice())).await;
     agent.log_end(task, &proc, &out, &last_step);
 }
@@ -111,8 +118,8 @@ fn abort_validation(
     Flow::Stop
 }
 
-fn check_input(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome) -> Flow {
-    match validate::check(path, &task.data) {
+async fn check_input(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome) -> Flow {
+    match validate::check_async(path.to_path_buf(), task.data.clone()).await {
         Err(fault) => abort_validation("input", path, &fault, proc, out),
         Ok(problems) if !problems.is_empty() => {
             let text = validate::to_text(&problems);
@@ -127,8 +134,8 @@ fn check_input(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome
     }
 }
 
-fn check_output(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome) -> Flow {
-    match validate::parse_output(&out.output).and_then(|v| validate::check(path, &v)) {
+async fn check_output(task: &Task, path: &Path, proc: &mut Processor, out: &mut Outcome) -> Flow {
+    match validate::check_output_async(path.to_path_buf(), out.output.clone()).await {
         Err(fault) => abort_validation("output", path, &fault, proc, out),
         Ok(problems) if !problems.is_empty() => {
             let text = validate::to_text(&problems);
@@ -175,7 +182,7 @@ async fn run_step(
         Ok(s) => s,
         Err(e) => {
             let why = format!("fork/exec {}: {}", step.path.display(), errno_text(&e));
-            if skippable(step.path, &e) {
+            if skippable(step.path, &e).await {
                 log!(WARNING, "Action {} skipped step {}: {why}", task.action, step.name);
                 let _ = proc.set_progress_at_step(step.index, 100);
                 agent.publish(&task.id, proc).await;
@@ -257,13 +264,17 @@ async fn run_step(
     Flow::Next
 }
 
-/// A step that is gone, or no longer an executable file, is skipped.
-pub fn skippable(path: &Path, e: &std::io::Error) -> bool {
-    match e.raw_os_error() {
-        Some(libc::ENOENT) => std::fs::symlink_metadata(path).is_err(),
-        Some(libc::EACCES) => !roots::is_executable(path),
+/// A step that is gone, or no longer an executable file, is skipped
+/// (the check stats the file, on the blocking pool).
+pub async fn skippable(path: &Path, e: &std::io::Error) -> bool {
+    let (path, errno) = (path.to_path_buf(), e.raw_os_error());
+    off_worker(move || match errno {
+        Some(libc::ENOENT) => std::fs::symlink_metadata(&path).is_err(),
+        Some(libc::EACCES) => !roots::is_executable(&path),
         _ => false,
-    }
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Resolve when the task is cancelled; never if it cannot be anymore.

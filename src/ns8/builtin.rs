@@ -5,7 +5,8 @@
 //! - `cancel-task` `{"task": ID}`: TERM to that task's running step; exit 2
 //!   (`validation-failed`) when no running task has the id, exit 10 when
 //!   the input is not `{"task": string, "timeout": integer}`;
-//! - a task refused because `MAX_CONCURRENCY` tasks are running: exit 11;
+//! - a task refused because `MAX_CONCURRENCY` tasks are running: exit 11
+//!   (never a builtin: see [`is_builtin`]);
 //! - a task that is JSON with an id but has fields of the wrong type: exit
 //!   10 with the decoding error, instead of the original's silent drop.
 
@@ -21,12 +22,25 @@ pub const CANCEL_TASK: &str = "cancel-task";
 /// Exit code of a task refused by an overloaded agent (reserved range 11-31).
 pub const EXIT_OVERLOADED: i32 = 11;
 
+/// True for the actions the agent answers itself. They skip the
+/// `MAX_CONCURRENCY` check (a deliberate difference from ns8-core, whose
+/// limit applies to every task): they run no step, end at once, and
+/// `cancel-task` is exactly what an operator needs when the agent is full.
+pub fn is_builtin(action: &str) -> bool {
+    action == LIST_ACTIONS || action == CANCEL_TASK
+}
+
 pub async fn list_actions(agent: &Agent, task: &Task) {
     let mut proc = Processor::one_step(&task.action);
     agent.publish(&task.id, &proc).await;
     proc.status = RUNNING;
     agent.publish(&task.id, &proc).await;
-    let mut names: Vec<Value> = roots::list(&agent.cfg.action_roots).into_iter().map(Value::String).collect();
+    let roots = agent.cfg.action_roots.clone();
+    let found = super::off_worker(move || roots::list(&roots)).await.unwrap_or_else(|e| {
+        log!(ERR, "Action list failed: {e}");
+        Vec::new()
+    });
+    let mut names: Vec<Value> = found.into_iter().map(Value::String).collect();
     names.extend([Value::from(LIST_ACTIONS), Value::from(CANCEL_TASK)]);
     let out = Outcome { output: gojson::encode(&Value::Array(names)).into_bytes(), ..Outcome::default() };
     let _ = proc.set_progress_at_step(0, 100);

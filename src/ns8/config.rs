@@ -25,7 +25,8 @@ pub struct Config {
     pub tasks: Settings,
     /// Connection for the event subscription.
     pub events: Settings,
-    /// `brpop` timeout (whole seconds, at least 1), heartbeat and retry interval.
+    /// Heartbeat and retry interval (the `brpop` timeout is
+    /// `queue::POP_TIMEOUT_SECS`, so a drain never waits for this).
     pub polling: Duration,
     /// Tasks running at once before new ones are rejected with exit code 11.
     pub max_concurrency: usize,

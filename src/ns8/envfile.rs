@@ -3,7 +3,8 @@
 //! `=` are ignored). Steps receive these variables on top of the agent's
 //! own environment; after a completed action the file is mirrored into the
 //! `<agent-id>/environment` Redis hash. It is read again for every step, so
-//! a value one step writes is seen by the next.
+//! a value one step writes is seen by the next; async code reads it with
+//! [`read_async`], off the async workers.
 
 use super::log::{log, ERR};
 use std::path::Path;
@@ -22,6 +23,16 @@ pub fn read() -> Vec<(String, String)> {
     }
 }
 
+/// [`read`] on the blocking pool (see `super::off_worker`); the same
+/// entries, or none (logged) if the read panicked.
+pub async fn read_async() -> Vec<(String, String)> {
+    super::off_worker(read).await.unwrap_or_else(|e| {
+        log!(ERR, "Cannot read ./environment file: {e}");
+        Vec::new()
+    })
+}
+
+/// Split `NAME=VALUE` lines at the first `=`; other lines are ignored.
 pub fn parse(text: &str) -> Vec<(String, String)> {
     text.split('\n').filter_map(|line| line.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }

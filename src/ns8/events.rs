@@ -7,7 +7,9 @@
 //! actions, no schema files) concurrently with everything else: payload on
 //! stdin, output and stderr straight onto the agent's stderr, `AGENT_COMFD=2`
 //! so commands land in the log too, steps stopping at the first failure,
-//! and the outcome only logged. An event with no handler is ignored.
+//! and the outcome only logged. An event with no handler is ignored. An
+//! error reply on the subscription (e.g. an ACL `NOPERM` for the pattern)
+//! is logged with its reason and the subscription is retried.
 
 use super::log::{errno_text, log, DEBUG, ERR, INFO, WARNING};
 use super::progress::{ABORTED, COMPLETED, PENDING, RUNNING};
@@ -30,8 +32,7 @@ pub async fn listen(agent: Arc<Agent>, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let error = match subscribe(&agent).await {
             Ok((writer, replies)) => {
-                last_error = None;
-                match receive(&agent, writer, replies, &handlers, &mut stop).await {
+                match receive(&agent, writer, replies, &handlers, &mut stop, &mut last_error).await {
                     Some(e) => e.to_string(),
                     None => break,
                 }
@@ -65,19 +66,26 @@ async fn subscribe(agent: &Agent) -> Result<(super::resp::Writer, Replies), Resp
 }
 
 /// Dispatch messages until the connection fails (`Some(error)`) or `stop`.
+/// The first good reply (the `psubscribe` confirmation) clears
+/// `last_error`, so a failure that repeats on every attempt is logged once.
 async fn receive(
     agent: &Arc<Agent>,
     mut writer: super::resp::Writer,
     mut replies: Replies,
     handlers: &Arc<watch::Sender<usize>>,
     stop: &mut watch::Receiver<bool>,
+    last_error: &mut Option<String>,
 ) -> Option<RespError> {
     let polling = agent.polling();
     let mut seen = Instant::now();
     loop {
         tokio::select! {
             reply = replies.recv() => match reply {
+                // A refused `psubscribe` or `ping` (ACL): log its reason and
+                // start over rather than believe we are subscribed.
+                Some(Ok(Reply::Error(text))) => return Some(RespError::Server(text)),
                 Some(Ok(reply)) => {
+                    *last_error = None;
                     seen = Instant::now();
                     if let Some((channel, payload)) = message(&reply) {
                         start(agent, handlers, &channel, payload);
@@ -122,11 +130,15 @@ fn start(agent: &Arc<Agent>, handlers: &Arc<watch::Sender<usize>>, channel: &str
 }
 
 async fn handle(agent: &Agent, source: &str, name: &str, payload: Vec<u8>) {
-    let steps = roots::scan_handler(&agent.cfg.event_roots, name);
+    let (roots, wanted) = (agent.cfg.event_roots.clone(), name.to_string());
+    let steps = super::off_worker(move || roots::scan_handler(&roots, &wanted)).await.unwrap_or_else(|e| {
+        log!(ERR, "Handler of {source}/event/{name} scan failed: {e}");
+        Vec::new()
+    });
     if steps.is_empty() {
         return;
     }
-    let mut vars: Vec<(String, String)> = envfile::for_child(&envfile::read()).collect();
+    let mut vars: Vec<(String, String)> = envfile::for_child(&envfile::read_async().await).collect();
     vars.extend([
         ("AGENT_COMFD".to_string(), "2".to_string()),
         ("AGENT_EVENT_NAME".to_string(), name.to_string()),
@@ -148,7 +160,7 @@ async fn handle(agent: &Agent, source: &str, name: &str, payload: Vec<u8>) {
             Ok(s) => s,
             Err(e) => {
                 let why = format!("fork/exec {}: {}", step.path.display(), errno_text(&e));
-                if action::skippable(&step.path, &e) {
+                if action::skippable(&step.path, &e).await {
                     log!(WARNING, "Handler of {source}/event/{name} skipped step {}: {why}", step.name);
                     continue;
                 }

@@ -2,18 +2,24 @@
 //! bytes a client reads are the same: object keys sorted, compact, every
 //! number a float64 printed the ES6 way (`1.0` becomes `1`, `1e21` becomes
 //! `1e+21`), `<`, `>`, `&`, U+2028 and U+2029 escaped as `\u003c`-style
-//! sequences. Also the masking of secret-looking fields in a stored task.
+//! sequences. [`encode_masked`] is the form every stored or logged task
+//! context takes: secrets masked by `exec::secrets` first.
 
+use crate::exec::secrets;
 use serde_json::Value;
-
-/// Suffixes (case-insensitive) of keys whose values are masked.
-pub const SENSITIVE_SUFFIXES: [&str; 3] = ["password", "secret", "token"];
 
 /// Encode like `json.Marshal` of the value decoded into `interface{}`.
 pub fn encode(v: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, v);
     out
+}
+
+/// Encode a copy of `v` with every secret-looking value masked
+/// ([`secrets::mask_secrets`]): the only form in which a task context is
+/// stored (`task/<agent>/<id>/context`) or logged. `v` is left untouched.
+pub fn encode_masked(v: &Value) -> String {
+    encode(&secrets::masked(v))
 }
 
 fn write_value(out: &mut String, v: &Value) {
@@ -85,29 +91,6 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// True when `key` ends with one of [`SENSITIVE_SUFFIXES`], ignoring case.
-pub fn is_sensitive(key: &str) -> bool {
-    let lower = key.to_lowercase();
-    SENSITIVE_SUFFIXES.iter().any(|s| lower.ends_with(s))
-}
-
-/// Replace, at any depth, the value of every sensitive key with `"XXX"`.
-pub fn obscure(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, item) in map.iter_mut() {
-                if is_sensitive(k) {
-                    *item = Value::String("XXX".into());
-                } else {
-                    obscure(item);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(obscure),
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,12 +109,12 @@ mod tests {
     }
 
     #[test]
-    fn masks_secret_suffixes_at_any_depth() {
-        let mut v = json!({"x": {"Password": "p", "api_TOKEN": {"n": 1}, "a_secret": [1]}, "l": [{"token": "t"}], "tokens": "kept"});
-        obscure(&mut v);
+    fn masked_encoding_hides_every_suffix_and_keeps_the_input() {
+        let v = json!({"data": {"db_password": "p", "api_key": "A", "smtp_pass": "S", "nested": {"TLS_Key": "K"}, "keys": [{"x_pass": 1}]}, "id": "<t>"});
         assert_eq!(
-            v,
-            json!({"x": {"Password": "XXX", "api_TOKEN": "XXX", "a_secret": "XXX"}, "l": [{"token": "XXX"}], "tokens": "kept"})
+            encode_masked(&v),
+            r#"{"data":{"api_key":"XXX","db_password":"XXX","keys":[{"x_pass":"XXX"}],"nested":{"TLS_Key":"XXX"},"smtp_pass":"XXX"},"id":"\u003ct\u003e"}"#
         );
+        assert_eq!(v["data"]["api_key"], "A");
     }
 }

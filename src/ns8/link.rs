@@ -3,8 +3,12 @@
 //! setname <agent-id>` on every new connection, no `client setinfo`, and
 //! network failures retried up to 10 times with a 100 ms to 5 s backoff on
 //! a fresh connection. [`Link`] is the shared connection for keys and
-//! progress; [`connect`] opens the dedicated one `brpop` blocks on.
+//! progress; [`connect`] opens the dedicated one `brpop` blocks on. A
+//! command the server refuses by ACL (`NOPERM`, e.g. under ns8's module
+//! user, which has no `@admin` commands) is logged with the server's reason
+//! on top of whatever the caller logs, never dropped silently.
 
+use super::log::{log, ERR};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisError, RedisResult};
 use std::time::Duration;
@@ -55,6 +59,12 @@ pub fn retryable(e: &RedisError) -> bool {
         || matches!(e.code(), Some("LOADING" | "READONLY" | "CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
+/// The server's ACL refusal (`NOPERM this user has no permissions to run
+/// the 'client|unblock' command`) when `e` is one.
+pub fn refusal(e: &RedisError) -> Option<String> {
+    (e.code() == Some("NOPERM")).then(|| error_text(e, ""))
+}
+
 /// A Redis error worded like go-redis words it in the original's log.
 pub fn error_text(e: &RedisError, address: &str) -> String {
     if e.is_connection_refusal() {
@@ -99,8 +109,9 @@ impl Link {
     }
 
     /// Run `op` on the shared connection, retrying network failures with
-    /// backoff (a fresh connection each retry).
-    async fn retry<T, F, Fut>(&self, mut op: F) -> RedisResult<T>
+    /// backoff (a fresh connection each retry). `what` names the command in
+    /// the log line of an ACL refusal.
+    async fn retry<T, F, Fut>(&self, what: &str, mut op: F) -> RedisResult<T>
     where
         F: FnMut(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
@@ -117,14 +128,25 @@ impl Link {
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                 }
-                other => return other,
+                Err(e) => {
+                    if let Some(reason) = refusal(&e) {
+                        log!(ERR, "Redis refused {what}: {reason}");
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
             }
         }
     }
 
     /// Run `cmd`, retrying network failures.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        self.retry(|mut c| async move { cmd.query_async::<T>(&mut c).await }).await
+        let name = cmd.args_iter().next().map(|a| match a {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        });
+        let what = format!("\"{}\"", name.unwrap_or_default());
+        self.retry(&what, |mut c| async move { cmd.query_async::<T>(&mut c).await }).await
     }
 
     /// Run `cmds` inside `multi` ... `exec` in one round trip (as go-redis'
@@ -137,7 +159,10 @@ impl Link {
         }
         pipe.cmd("exec");
         let pipe = &pipe;
-        self.retry(|mut c| async move { pipe.query_async::<redis::Value>(&mut c).await.map(drop) }).await
+        self.retry("a command of a transaction", |mut c| async move {
+            pipe.query_async::<redis::Value>(&mut c).await.map(drop)
+        })
+        .await
     }
 }
 

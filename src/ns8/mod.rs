@@ -9,7 +9,9 @@
 //! Files: `config` (arguments and environment), `queue` (the task loop),
 //! `action` (one task's steps), `builtin` (list-actions, cancel-task),
 //! `events`, `validate` (JSON Schema), `comfd` (step commands), `progress`,
-//! `task` and `gojson` (wire formats), `link` and `resp` (Redis), `log`.
+//! `task` and `gojson` (wire formats; a stored context is masked by
+//! `exec::secrets`), `link` and `resp` (Redis; `resp::parse` is the pure,
+//! capped RESP2 parser), `log`. File work runs through [`off_worker`].
 
 mod action;
 mod builtin;
@@ -22,7 +24,7 @@ mod link;
 mod log;
 pub mod progress;
 mod queue;
-mod resp;
+pub mod resp;
 pub mod task;
 mod validate;
 
@@ -228,6 +230,17 @@ impl Agent {
     pub fn polling(&self) -> Duration {
         self.cfg.polling
     }
+}
+
+/// Run blocking file work (directory scans, `./environment`, schema
+/// files) on tokio's blocking pool so a slow disk never stalls the async
+/// workers that serve Redis. `Err` only when `work` panicked.
+pub async fn off_worker<T, F>(work: F) -> Result<T, tokio::task::JoinError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await
 }
 
 /// Resolve once `flag` is true (or can no longer change).

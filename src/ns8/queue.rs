@@ -1,13 +1,18 @@
-//! The task loop: `brpop <agent-id>/tasks <polling>` on a dedicated
-//! connection, then for each task: decode it, store its masked context
+//! The task loop: `brpop <agent-id>/tasks 1` on a dedicated connection,
+//! then for each task: decode it, store its masked context
 //! (`task/<agent-id>/<task-id>/context`, 8 h), and start it in the
 //! background, so the loop is back on the queue at once. A pop error is
 //! logged once per distinct error (an initial WRONGPASS is expected while a
 //! new agent's credentials propagate) and retried every polling interval on
 //! a new connection, which is how the agent rides out a Redis restart.
-//! On drain (SIGUSR1) a blocked pop is woken with `client unblock` (what it
-//! may already have popped still runs), no more tasks are taken, and the
-//! loop returns when every running task has finished.
+//!
+//! Drain (SIGUSR1) needs no admin command: ns8's module ACL excludes
+//! `@admin`, so `client unblock` would be refused. Each pop blocks at most
+//! [`POP_TIMEOUT_SECS`] and is always awaited to its end (so a task Redis
+//! has already handed over is never dropped on the floor); the drain flag
+//! is checked between pops. A drain therefore stops taking tasks within
+//! about a second, whatever the polling interval, and the loop returns
+//! when every running task has finished.
 
 use super::link::{self, error_text, READ_TIMEOUT};
 use super::log::{log, ERR};
@@ -15,28 +20,28 @@ use super::task::{self, DecodeError, Task};
 use super::{action, builtin, gojson, Agent, TASK_TTL_SECS};
 use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The error the original treats as already seen at startup.
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// A connection that blocks in `brpop`, with its `client id`.
-struct Popper {
-    conn: MultiplexedConnection,
-    client_id: i64,
-}
+/// Seconds one `brpop` blocks: the longest a drain waits for the pop in
+/// flight. Whole seconds, as every Redis version accepts (fractions need
+/// Redis 6); the original blocked for the polling interval (5 s).
+pub const POP_TIMEOUT_SECS: u64 = 1;
 
+/// Pop tasks until `drain` is set, then wait for the running ones.
 pub async fn serve(agent: Arc<Agent>, mut drain: watch::Receiver<bool>) {
-    let mut popper: Option<Popper> = None;
+    let mut popper: Option<MultiplexedConnection> = None;
     let mut last_error: Option<String> = Some(WRONGPASS.to_string());
     let queue = format!("{}/tasks", agent.cfg.id);
-    let block_secs = agent.polling().as_secs().max(1);
     while !*drain.borrow() {
         let result = match popper.as_mut() {
-            Some(p) => pop(&agent, p, &queue, block_secs, &mut drain).await,
-            None => match open_popper(&agent, block_secs).await {
-                Ok(p) => {
-                    popper = Some(p);
+            Some(conn) => pop(conn, &queue).await,
+            None => match open_popper(&agent).await {
+                Ok(conn) => {
+                    popper = Some(conn);
                     continue;
                 }
                 Err(e) => Err(e),
@@ -62,37 +67,22 @@ pub async fn serve(agent: Arc<Agent>, mut drain: watch::Receiver<bool>) {
             }
         }
     }
+    // Closing the pop connection shows the queue is no longer read (it
+    // leaves Redis' client list), then the running tasks are waited for.
+    drop(popper);
     agent.idle().await;
 }
 
-async fn open_popper(agent: &Agent, block_secs: u64) -> redis::RedisResult<Popper> {
-    let timeout = std::time::Duration::from_secs(block_secs) + READ_TIMEOUT;
-    let mut conn = link::connect(&agent.cfg.tasks, Some(timeout)).await?;
-    let client_id: i64 = redis::cmd("client").arg("id").query_async(&mut conn).await?;
-    Ok(Popper { conn, client_id })
+async fn open_popper(agent: &Agent) -> redis::RedisResult<MultiplexedConnection> {
+    let timeout = Duration::from_secs(POP_TIMEOUT_SECS) + READ_TIMEOUT;
+    link::connect(&agent.cfg.tasks, Some(timeout)).await
 }
 
-/// One blocking pop; on drain, wake it and still take what it returns.
-async fn pop(
-    agent: &Agent,
-    p: &mut Popper,
-    queue: &str,
-    block_secs: u64,
-    drain: &mut watch::Receiver<bool>,
-) -> redis::RedisResult<Option<String>> {
-    let mut conn = p.conn.clone();
-    let cmd = redis::cmd("brpop").arg(queue).arg(block_secs).clone();
-    let popping = cmd.query_async::<Option<(String, Vec<u8>)>>(&mut conn);
-    tokio::pin!(popping);
-    let popped = tokio::select! {
-        r = &mut popping => r,
-        _ = super::until(drain) => {
-            let unblock = redis::cmd("client").arg("unblock").arg(p.client_id).clone();
-            let _ = agent.redis.query::<redis::Value>(&unblock).await;
-            popping.await
-        }
-    };
-    Ok(popped?.map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned()))
+/// One blocking pop of at most [`POP_TIMEOUT_SECS`], awaited to its end.
+async fn pop(conn: &mut MultiplexedConnection, queue: &str) -> redis::RedisResult<Option<String>> {
+    let cmd = redis::cmd("brpop").arg(queue).arg(POP_TIMEOUT_SECS).clone();
+    let popped = cmd.query_async::<Option<(String, Vec<u8>)>>(conn).await?;
+    Ok(popped.map(|(_, raw)| String::from_utf8_lossy(&raw).into_owned()))
 }
 
 /// Decode, store the context and start one popped task.
@@ -107,18 +97,16 @@ async fn accept(agent: &Arc<Agent>, raw: &str) {
             return;
         }
     };
-    let mut context = task.raw.clone();
-    gojson::obscure(&mut context);
     let set = redis::cmd("set")
         .arg(agent.key(&task.id, "context"))
-        .arg(gojson::encode(&context))
+        .arg(gojson::encode_masked(&task.raw))
         .arg("ex")
         .arg(TASK_TTL_SECS)
         .clone();
     if let Err(e) = agent.redis.query::<redis::Value>(&set).await {
         log!(ERR, "Context set error: {}", error_text(&e, &agent.cfg.tasks.address));
     }
-    if overloaded(agent).await {
+    if !builtin::is_builtin(&task.action) && overloaded(agent).await {
         let agent = agent.clone();
         tokio::spawn(async move { builtin::reject_overloaded(&agent, &task).await });
         return;

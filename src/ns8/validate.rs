@@ -10,7 +10,7 @@
 use super::gojson;
 use jsonschema::error::{TypeKind, ValidationErrorKind as K};
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// A fault that prevented a check (unreadable or invalid schema, output
@@ -28,6 +28,23 @@ pub struct Problem {
     pub kind: &'static str,
     pub description: String,
     pub value: Value,
+}
+
+/// [`check`] on the blocking pool: the schema and definition files are
+/// read and compiled off the async workers. Same results and faults.
+pub async fn check_async(schema_path: PathBuf, instance: Value) -> Result<Vec<Problem>, Fault> {
+    let shown = schema_path.display().to_string();
+    super::off_worker(move || check(&schema_path, &instance))
+        .await
+        .unwrap_or_else(|e| Err(Fault(format!("Schema check of {shown} failed: {e}"))))
+}
+
+/// [`parse_output`] then [`check`], on the blocking pool.
+pub async fn check_output_async(schema_path: PathBuf, output: Vec<u8>) -> Result<Vec<Problem>, Fault> {
+    let shown = schema_path.display().to_string();
+    super::off_worker(move || parse_output(&output).and_then(|v| check(&schema_path, &v)))
+        .await
+        .unwrap_or_else(|e| Err(Fault(format!("Schema check of {shown} failed: {e}"))))
 }
 
 /// Check `instance` against the schema at `schema_path`. `Err` is a fault
@@ -274,5 +291,33 @@ mod tests {
             .0
             .starts_with("Failed to read schema file"));
         assert!(parse_output(b"").unwrap_err().0.starts_with("JSON unmarshal error: unexpected end of JSON input"));
+    }
+
+    /// The schema is a FIFO: opening it blocks until a writer comes. The
+    /// writer (a plain thread) only comes once a task on the same
+    /// single-threaded runtime has run, which it can only do if the check
+    /// is not blocking the runtime's one worker.
+    #[test]
+    fn schema_reads_happen_off_the_async_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("validate-input.json");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (signal_tx, signal_rx) = std::sync::mpsc::channel::<()>();
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let in_time = signal_rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+            // Write either way, so a failing run ends instead of hanging.
+            std::fs::write(&writer_path, r#"{"type": "string"}"#).unwrap();
+            in_time
+        });
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let problems = rt.block_on(async {
+            tokio::spawn(async move { signal_tx.send(()).unwrap() });
+            check_async(fifo.clone(), json!(5)).await
+        });
+        assert!(writer.join().unwrap(), "the check blocked the async worker");
+        assert_eq!(problems.unwrap()[0].kind, "invalid_type");
     }
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_muster");
 pub const ID: &str = "module/t1000";
 pub const WAIT: Duration = Duration::from_secs(15);
+/// Password of the module user [`Ns8::module_acl`] creates.
+pub const MODULE_PASSWORD: &str = "s3cret";
 
 pub struct Ns8 {
     pub redis: Redis,
@@ -102,6 +104,40 @@ impl Ns8 {
         self.child = Some(child);
         // The agent is serving once its task connection is named.
         self.wait_until("agent connected", || self.redis.cli(&["client", "list"]).contains(&format!("name={ID}")));
+    }
+
+    /// Give the agent id an ns8-like module ACL user: password
+    /// [`MODULE_PASSWORD`], every key and channel, every command except
+    /// `@admin` and `@dangerous` (so `client unblock` is refused), then
+    /// `extra` rules. `default` stays open with any password, since the
+    /// agent reads events as `default` with its id as the password.
+    pub fn module_acl(&self, extra: &[&str]) {
+        let pass = format!(">{MODULE_PASSWORD}");
+        let mut args = vec!["acl", "setuser", ID, "reset", "on", &pass, "~*", "&*", "+@all", "-@admin", "-@dangerous"];
+        args.extend_from_slice(extra);
+        assert_eq!(self.redis.cli(&args).trim(), "OK", "acl setuser {args:?}");
+        self.redis.cli(&["acl", "setuser", "default", "on", "nopass", "~*", "&*", "+@all"]);
+    }
+
+    /// Start the agent as the [`Ns8::module_acl`] user, with ns8's default
+    /// 5 s polling interval unless `env` sets one.
+    pub fn start_as_module(&mut self, env: &[(&str, &str)]) {
+        let args = vec![
+            format!("--agentid={ID}"),
+            format!("--actionsdir={}", self.path("a").display()),
+            format!("--eventsdir={}", self.path("events").display()),
+        ];
+        let mut all = vec![("REDIS_PASSWORD", MODULE_PASSWORD)];
+        all.extend_from_slice(env);
+        self.start_with(&args, &all);
+    }
+
+    /// Wait until no connection is blocked in (or last ran) `brpop`: the
+    /// agent has stopped reading its task queue and closed that connection.
+    pub fn wait_queue_released(&self) {
+        self.wait_until("the task queue connection to close", || {
+            !self.redis.cli(&["client", "list"]).contains("cmd=brpop")
+        });
     }
 
     /// Push a raw item onto the task queue (as clients do, LPUSH).
