@@ -11,5 +11,5 @@ pub mod roots;
 pub mod runner;
 pub mod step;
 
-pub use catalog::{Action, Catalog, CatalogError, BUILTINS};
+pub use catalog::{parse_allowlist, Action, AllowEntry, Catalog, CatalogError, CatalogWarning, BUILTINS};
 pub use runner::{Job, Limits};
