@@ -53,6 +53,51 @@ fn the_printed_relative_config_path_serves_its_actions() {
     let _ = child.wait();
     assert_eq!(code(&run), 0, "{}\n{}", stderr(&run), read_log());
     assert!(stdout(&run).contains("hello-from-relative"), "{}", stdout(&run));
+    let left: Vec<_> = std::fs::read_dir(f.state.join("locks")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "lock files left after the run: {left:?}");
+}
+
+#[test]
+fn issuing_an_existing_name_needs_force_and_remove_says_what_it_did() {
+    let f = Fleet::new();
+    let out_dir = f.path("a1").display().to_string();
+    let issue = |extra: &[&str]| {
+        let mut args = vec!["ca", "issue-agent", "a1", "--addr", "127.0.0.9:7443", "--out", &out_dir];
+        args.extend_from_slice(extra);
+        f.muster(&args)
+    };
+    assert!(issue(&[]).status.success());
+    let key = std::fs::read(f.path("a1/agent.key")).unwrap();
+    let entry = std::fs::read_to_string(f.state.join("agents/a1.json")).unwrap();
+    let again = issue(&[]);
+    assert_eq!(code(&again), 1, "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("agent \"a1\" already exists") && stderr(&again).contains("--force"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(std::fs::read(f.path("a1/agent.key")).unwrap(), key, "the key is untouched");
+    assert_eq!(std::fs::read_to_string(f.state.join("agents/a1.json")).unwrap(), entry);
+    // Another name into a directory that already holds a key: refused too.
+    let other = f.muster(&["ca", "issue-agent", "b1", "--addr", "127.0.0.9:7444", "--out", &out_dir]);
+    assert_eq!(code(&other), 1, "{}", stderr(&other));
+    assert!(stderr(&other).contains("already holds an agent key"), "{}", stderr(&other));
+    assert!(!f.state.join("agents/b1.json").exists());
+    let forced = issue(&["--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(stdout(&forced).starts_with("replaced agent a1 (old serial "), "{}", stdout(&forced));
+    assert_ne!(std::fs::read(f.path("a1/agent.key")).unwrap(), key, "--force replaces the key");
+    let removed = f.muster(&["agents", "remove", "a1"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert!(stdout(&removed).starts_with("removed agent a1 (addr 127.0.0.9:7443, serial "), "{}", stdout(&removed));
+    for name in ["a1", "never-was"] {
+        let gone = f.muster(&["agents", "remove", name]);
+        assert_eq!(code(&gone), 1, "{}", stderr(&gone));
+        assert!(stderr(&gone).contains(&format!("no agent \"{name}\" in the registry")), "{}", stderr(&gone));
+    }
+    let bad = f.muster(&["agents", "remove", "../ca/ca"]);
+    assert_eq!(code(&bad), 1);
+    assert!(stderr(&bad).contains("cannot name a registry entry"), "{}", stderr(&bad));
 }
 
 #[test]
