@@ -267,7 +267,9 @@ fn split_number(name: &str) -> Option<(&str, &str, &str, u64)> {
 /// "web09","web10" -> "web[09-10]" (same width 2). Mixed like "n1","n01" stay
 /// separate entries ("n1,n01"). Empty names and duplicates are dropped, so an
 /// empty list folds to "". Names are assumed to be valid node names (no
-/// whitespace, commas or brackets); `expand(&fold(names))` gives them back.
+/// whitespace, commas or brackets); `expand(&fold(names))` gives them back
+/// whenever the fold is at most [`MAX_SPEC_LEN`] bytes (a fold is for
+/// display and is not bounded).
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     use Class::{Fixed, Natural, Plain};
     // A number without leading zero joins the zero-padded group of its width.
