@@ -109,6 +109,7 @@ fn missing_and_unusable_files_are_warned_at_start_and_on_reload() {
     let gone = f.path("scripts/gone.sh");
     let i = f.add("w1", &[], &[("plain", &plain), ("gone", &gone)]);
     let dir = f.agents[i].dir.clone();
+    let trusted = std::fs::read_to_string(dir.join("dispatchers")).unwrap();
     std::fs::remove_file(dir.join("dispatchers")).unwrap();
     f.configure(i, &format!("hook = {:?}", f.path("no-hook").display().to_string()));
     f.start(i);
@@ -125,7 +126,10 @@ fn missing_and_unusable_files_are_warned_at_start_and_on_reload() {
         let line = f.log(i).lines().find(|l| l.contains(w.as_str())).unwrap().to_string();
         assert!(line.contains("WARN"), "{line}");
     }
-    // The scripts stay listed: running one fails at run time, not as unknown.
+    // Both scripts stay listed (running one fails at run time, not as unknown).
+    std::fs::write(dir.join("dispatchers"), &trusted).unwrap();
+    f.signal(i, libc::SIGHUP);
+    wait_for(10, "the reload", || f.log(i).contains("reloaded: 2 actions, 1 trusted dispatchers"));
     std::fs::write(dir.join("dispatchers"), "1 nobody\n").unwrap();
     std::fs::remove_file(dir.join("scripts.conf")).unwrap();
     f.signal(i, libc::SIGHUP);
@@ -136,7 +140,7 @@ fn missing_and_unusable_files_are_warned_at_start_and_on_reload() {
     std::fs::write(dir.join("dispatchers"), "# none\n").unwrap();
     f.signal(i, libc::SIGHUP);
     wait_for(10, "the empty-map warning", || f.log(i).contains(empty));
-    assert_eq!(f.log(i).matches("does not exist or is not an executable file").count(), 3, "{}", f.log(i));
+    assert_eq!(f.log(i).matches("does not exist or is not an executable file").count(), 4, "{}", f.log(i));
 }
 
 fn serve_exits_with(dir: &Path, want: &str) {
