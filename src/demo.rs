@@ -58,7 +58,7 @@ pub fn run(n: u16) -> Result<u8> {
         let addr = free_addr(&format!("127.0.0.{}", i + 1))?;
         let dir = tmp.path().join(&name);
         let tags = vec![if i % 2 == 0 { "even" } else { "odd" }.to_string()];
-        crate::enroll::issue_agent_dir(&state, &name, &addr.to_string(), &tags, &dir).map_err(|e| anyhow!(e))?;
+        crate::enroll::issue_agent_dir(&state, &name, &addr.to_string(), &tags, &dir, false)?;
         std::fs::write(dir.join("scripts.conf"), format!("hello = {}\n", script.display()))?;
         let child = Command::new(&exe)
             .args(["agent", "serve", "--config"])

@@ -6,43 +6,89 @@
 
 use crate::dispatch::registry::{self, AgentEntry};
 use crate::{fsutil, pki};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
 
-/// Issue `name`, write its files into `out`, register it at `addr`.
+/// Why an agent could not be issued; nothing of an existing agent is
+/// changed when the error is about the input or an existing name.
+#[derive(Debug, Error)]
+pub enum EnrollError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("agent {name:?} already exists ({}); pass --force to replace its key and certificate", .path.display())]
+    Exists { name: String, path: PathBuf },
+    #[error("{} already holds an agent key; pass --force to replace it, or choose another --out", .0.display())]
+    KeyExists(PathBuf),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    #[error("cannot write {what} in {}: {source}", .dir.display())]
+    Write { what: &'static str, dir: PathBuf, source: std::io::Error },
+    #[error("cannot read the CA certificate: {0}")]
+    CaCert(std::io::Error),
+}
+
+/// What [`issue_agent_dir`] did.
+#[derive(Debug)]
+pub struct Issued {
+    pub entry: AgentEntry,
+    /// The registry entry this one replaced (only with `force`).
+    pub replaced: Option<AgentEntry>,
+}
+
+/// Issue `name`, write its files into `out`, register it at `addr`. An
+/// existing registry entry of that name, or an agent key already in `out`,
+/// is refused unless `force` (then both are replaced; the old certificate
+/// stays valid until it expires or is revoked).
 pub fn issue_agent_dir(
     state: &Path,
     name: &str,
     addr: &str,
     tags: &[String],
     out: &Path,
-) -> Result<AgentEntry, String> {
-    crate::protocol::check_action_name(name).map_err(|e| e.to_string().replace("action name", "agent name"))?;
+    force: bool,
+) -> Result<Issued, EnrollError> {
+    let bad = |s: String| EnrollError::BadInput(s);
+    crate::protocol::check_action_name(name).map_err(|e| bad(e.to_string().replace("action name", "agent name")))?;
     if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
-        return Err(format!("--addr {addr:?} must be HOST:PORT"));
+        return Err(bad(format!("--addr {addr:?} must be HOST:PORT")));
     }
     for t in tags {
-        crate::protocol::check_action_name(t).map_err(|e| e.to_string().replace("action name", "tag"))?;
+        crate::protocol::check_action_name(t).map_err(|e| bad(e.to_string().replace("action name", "tag")))?;
     }
-    let me = pki::load_dispatcher(state).map_err(|e| e.to_string())?;
-    let cert = pki::issue_agent(state, name, pki::DEFAULT_CERT_DAYS).map_err(|e| e.to_string())?;
-    let ca =
-        std::fs::read(state.join("ca").join("ca.crt")).map_err(|e| format!("cannot read the CA certificate: {e}"))?;
-    let io = |what: &str, e: std::io::Error| format!("cannot write {what} in {}: {e}", out.display());
-    fsutil::write_secret(&out.join("agent.key"), cert.key_pem.as_bytes()).map_err(|e| io("agent.key", e))?;
-    fsutil::write_public(&out.join("agent.crt"), cert.cert_pem.as_bytes()).map_err(|e| io("agent.crt", e))?;
-    fsutil::write_public(&out.join("ca.crt"), &ca).map_err(|e| io("ca.crt", e))?;
-    let map = format!("{} {}\n", me.serial, me.id);
-    fsutil::write_public(&out.join("dispatchers"), map.as_bytes()).map_err(|e| io("dispatchers", e))?;
+    let replaced = match registry::load(state, name) {
+        Ok(Some(_)) if !force => {
+            return Err(EnrollError::Exists { name: name.into(), path: registry::path(state, name) })
+        }
+        Ok(old) => old,
+        Err(e) if !force => return Err(e.into()),
+        Err(_) => None,
+    };
+    if !force && out.join("agent.key").exists() {
+        return Err(EnrollError::KeyExists(out.join("agent.key")));
+    }
+    let me = pki::load_dispatcher(state)?;
+    let cert = pki::issue_agent(state, name, pki::DEFAULT_CERT_DAYS)?;
+    let ca = std::fs::read(state.join("ca").join("ca.crt")).map_err(EnrollError::CaCert)?;
+    let write = |what: &'static str, bytes: &[u8], secret: bool| {
+        let p = out.join(what);
+        let r = if secret { fsutil::write_secret(&p, bytes) } else { fsutil::write_public(&p, bytes) };
+        r.map_err(|source| EnrollError::Write { what, dir: out.to_path_buf(), source })
+    };
+    write("agent.key", cert.key_pem.as_bytes(), true)?;
+    write("agent.crt", cert.cert_pem.as_bytes(), false)?;
+    write("ca.crt", &ca, false)?;
+    write("dispatchers", format!("{} {}\n", me.serial, me.id).as_bytes(), false)?;
     if !out.join("scripts.conf").exists() {
-        let body = "# name = /absolute/path, one per line; send SIGHUP to reload\n";
-        fsutil::write_public(&out.join("scripts.conf"), body.as_bytes()).map_err(|e| io("scripts.conf", e))?;
+        write("scripts.conf", b"# name = /absolute/path, one per line; send SIGHUP to reload\n", false)?;
     }
     if !out.join("agent.toml").exists() {
         let port = addr.rsplit(':').next().unwrap_or("7443");
         let listen =
             if addr.parse::<std::net::SocketAddr>().is_ok() { addr.to_string() } else { format!("0.0.0.0:{port}") };
         let toml = format!("name = {name:?}\nlisten = {listen:?}\nstate_dir = \".\"\ntags = {tags:?}\n",);
-        fsutil::write_public(&out.join("agent.toml"), toml.as_bytes()).map_err(|e| io("agent.toml", e))?;
+        write("agent.toml", toml.as_bytes(), false)?;
     }
     let entry = AgentEntry {
         name: name.into(),
@@ -52,8 +98,8 @@ pub fn issue_agent_dir(
         not_after: cert.not_after,
         added: now_rfc3339(),
     };
-    registry::save(state, &entry).map_err(|e| format!("cannot write the registry entry: {e}"))?;
-    Ok(entry)
+    registry::save(state, &entry)?;
+    Ok(Issued { entry, replaced })
 }
 
 pub use crate::timefmt::now_rfc3339;

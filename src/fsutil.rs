@@ -17,11 +17,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let mut suffix = [0u8; 6];
     getrandom::getrandom(&mut suffix).map_err(io::Error::other)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), crate::hexstr::encode(&suffix)));
     let result = (|| {
         let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         // The umask may have narrowed the mode; set it exactly.

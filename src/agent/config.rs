@@ -1,24 +1,31 @@
-//! The agent's TOML configuration. Relative paths are taken relative to the
-//! directory holding the config file, so a self-contained agent directory
-//! (as `muster ca issue-agent --out DIR` writes) can be moved as a whole.
+//! The agent's TOML configuration. Relative paths are resolved once,
+//! against the directory holding the config file (itself made absolute from
+//! the current directory), so a self-contained agent directory (as `muster
+//! ca issue-agent --out DIR` writes) can be moved as a whole and started
+//! from anywhere. Every value is checked as it is parsed (durations in
+//! range, names by the name rule, counts at least 1); errors name the file,
+//! line and key.
 
+use crate::settings::{self, TomlError};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 use thiserror::Error;
 
+/// Why an agent config cannot be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read agent config {path}: {why}")]
-    Read { path: String, why: String },
-    #[error("agent config {path} is not valid: {why}")]
-    Parse { path: String, why: String },
+    #[error("cannot read agent config {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("agent config {0}")]
+    Parse(#[from] TomlError),
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// The agent's name; its certificate must name it.
+    /// The agent's name (action-name rule); its certificate must name it.
+    #[serde(deserialize_with = "settings::agent_name")]
     pub name: String,
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -35,40 +42,46 @@ pub struct AgentConfig {
     pub action_roots: Vec<PathBuf>,
     #[serde(default)]
     pub tags: Vec<String>,
-    #[serde(default = "default_max_concurrent")]
+    /// Requests running at once (at least 1); more are refused busy.
+    #[serde(default = "default_max_concurrent", deserialize_with = "settings::at_least_one")]
     pub max_concurrent: u32,
     /// Output bytes per request forwarded before truncation.
     #[serde(default = "default_output_cap")]
     pub output_cap: usize,
-    /// Seconds; applies when the request names none.
-    #[serde(default = "default_timeout")]
+    /// Whole seconds (1 to [`settings::MAX_SECONDS`]); applies when the
+    /// request names none.
+    #[serde(default = "default_timeout", deserialize_with = "settings::whole_seconds")]
     pub default_timeout: u64,
-    /// Upper bound on any requested timeout, in seconds.
-    #[serde(default = "default_max_timeout")]
+    /// Upper bound on any requested timeout, whole seconds (1 to 365 days).
+    #[serde(default = "default_max_timeout", deserialize_with = "settings::whole_seconds")]
     pub max_timeout: u64,
-    /// Seconds between TERM and KILL.
-    #[serde(default = "default_grace")]
-    pub kill_grace: f64,
+    /// Between TERM and KILL; written in seconds, fractions allowed (0 to
+    /// 365 days).
+    #[serde(default = "default_grace", deserialize_with = "settings::seconds")]
+    pub kill_grace: Duration,
     #[serde(default)]
     pub allow_shell: bool,
     /// Agent-side auth hook, run after the allowlist check.
     #[serde(default)]
     pub hook: Option<PathBuf>,
-    #[serde(default = "default_hook_timeout")]
+    /// Whole seconds the hook may run before it is killed and denies.
+    #[serde(default = "default_hook_timeout", deserialize_with = "settings::whole_seconds")]
     pub hook_timeout: u64,
-    #[serde(default = "default_handshake_timeout")]
+    /// Whole seconds for the TLS handshake and Hello.
+    #[serde(default = "default_handshake_timeout", deserialize_with = "settings::whole_seconds")]
     pub handshake_timeout: u64,
-    #[serde(default = "default_idle_timeout")]
+    /// Whole seconds a session with nothing running and nothing said is kept.
+    #[serde(default = "default_idle_timeout", deserialize_with = "settings::whole_seconds")]
     pub idle_timeout: u64,
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
     /// Authenticated sessions at once; a trusted dispatcher beyond this is
     /// answered `busy` after its handshake. (`max_connections` is the old name.)
-    #[serde(default = "default_max_sessions", alias = "max_connections")]
+    #[serde(default = "default_max_sessions", alias = "max_connections", deserialize_with = "settings::at_least_one")]
     pub max_sessions: usize,
     /// Connections still in their TLS handshake at once; beyond this the
     /// oldest unauthenticated one is dropped to make room.
-    #[serde(default = "default_max_handshakes")]
+    #[serde(default = "default_max_handshakes", deserialize_with = "settings::at_least_one")]
     pub max_handshakes: usize,
     /// Variables added to every action's environment (over PATH, HOME and
     /// LANG; under the request's own `MUSTER_*` names).
@@ -101,8 +114,8 @@ fn default_timeout() -> u64 {
 fn default_max_timeout() -> u64 {
     86_400
 }
-fn default_grace() -> f64 {
-    5.0
+fn default_grace() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_hook_timeout() -> u64 {
     10
@@ -124,35 +137,42 @@ fn default_max_frame() -> usize {
 }
 
 impl AgentConfig {
+    /// Read and parse `path`; relative paths inside are resolved against
+    /// the absolute form of its directory.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.display().to_string(), why: e.to_string() })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|why| ConfigError::Parse { path: path.display().to_string(), why })
+        let cwd = std::env::current_dir().map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::load_in(&cwd, path)
     }
 
-    /// Parse TOML text; relative paths are resolved against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<AgentConfig, String> {
-        let mut c: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        crate::protocol::check_action_name(&c.name)
-            .map_err(|e| format!("name: {}", e.to_string().replace("action name", "agent name")))?;
-        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-        c.state_dir = abs(&c.state_dir);
-        c.allowlist = Some(abs(c.allowlist.as_deref().unwrap_or(&c.state_dir.join("scripts.conf"))));
-        c.run_dirs = c.run_dirs.iter().map(|p| abs(p)).collect();
-        c.action_roots = c.action_roots.iter().map(|p| abs(p)).collect();
-        c.hook = c.hook.as_deref().map(abs);
+    /// [`AgentConfig::load`] as if the current directory were `cwd`.
+    pub fn load_in(cwd: &Path, path: &Path) -> Result<AgentConfig, ConfigError> {
+        let abs = resolve(cwd, path);
+        let text =
+            std::fs::read_to_string(&abs).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let base = abs.parent().unwrap_or(Path::new("/"));
+        Self::parse_file(&text, base, &path.display().to_string())
+    }
+
+    /// Parse TOML text; relative paths are resolved against `base`. Errors
+    /// name the file as `agent.toml`.
+    pub fn parse(text: &str, base: &Path) -> Result<AgentConfig, ConfigError> {
+        Self::parse_file(text, base, "agent.toml")
+    }
+
+    /// Parse TOML text read from `file` (named in errors); relative paths
+    /// are resolved against `base`.
+    pub fn parse_file(text: &str, base: &Path, file: &str) -> Result<AgentConfig, ConfigError> {
+        let mut c: AgentConfig = settings::from_toml(text, file)?;
+        c.state_dir = resolve(base, &c.state_dir);
+        c.allowlist = Some(match c.allowlist.take() {
+            Some(p) => resolve(base, &p),
+            None => c.state_dir.join("scripts.conf"),
+        });
+        c.run_dirs = c.run_dirs.iter().map(|p| resolve(base, p)).collect();
+        c.action_roots = c.action_roots.iter().map(|p| resolve(base, p)).collect();
+        c.hook = c.hook.as_deref().map(|p| resolve(base, p));
         if let Some(h) = c.hub.as_mut() {
             h.resolve(base);
-        }
-        if !(c.kill_grace.is_finite() && c.kill_grace >= 0.0) {
-            return Err("kill_grace must be a non-negative number of seconds".into());
-        }
-        if c.max_concurrent == 0 {
-            return Err("max_concurrent must be at least 1".into());
-        }
-        if c.max_sessions == 0 || c.max_handshakes == 0 {
-            return Err("max_sessions and max_handshakes must be at least 1".into());
         }
         Ok(c)
     }
@@ -161,8 +181,9 @@ impl AgentConfig {
         self.state_dir.join(file)
     }
 
+    /// Time between TERM and KILL.
     pub fn grace(&self) -> Duration {
-        Duration::try_from_secs_f64(self.kill_grace).unwrap_or(Duration::MAX)
+        self.kill_grace
     }
 
     pub fn hook_timeout(&self) -> Duration {
@@ -186,6 +207,13 @@ impl AgentConfig {
     }
 }
 
+/// `p` if absolute, else `base/p`; `.` components are dropped (`..` is
+/// kept: it may cross a symlink).
+pub fn resolve(base: &Path, p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    joined.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,9 +229,70 @@ mod tests {
 
     #[test]
     fn errors_name_the_problem() {
-        let e = AgentConfig::parse("name = \"a b\"\nstate_dir = \"/s\"\n", Path::new("/")).unwrap_err();
-        assert!(e.contains("agent name"), "{e}");
-        let e = AgentConfig::parse("name = \"a\"\nstate_dir = \"/s\"\nbogus = 1\n", Path::new("/")).unwrap_err();
-        assert!(e.contains("bogus"), "{e}");
+        let err = |t: &str| AgentConfig::parse(t, Path::new("/")).unwrap_err().to_string();
+        let e = err("name = \"a b\"\nstate_dir = \"/s\"\n");
+        assert!(e.starts_with("agent config agent.toml:1:8: agent name \"a b\""), "{e}");
+        let e = err("name = \"a\"\nstate_dir = \"/s\"\nbogus = 1\n");
+        assert!(e.contains("agent.toml:3:1") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn relative_config_paths_resolve_once_from_any_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let a = root.join("a");
+        std::fs::create_dir_all(root.join("x")).unwrap();
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::write(
+            a.join("agent.toml"),
+            "name = \"a1\"\nstate_dir = \".\"\nrun_dirs = [\"./bin\"]\nhook = \"h\"\n",
+        )
+        .unwrap();
+        let shapes: [(&Path, &str); 5] = [
+            (root, "./a/agent.toml"),
+            (root, "a/agent.toml"),
+            (&a, "agent.toml"),
+            (&a, "./agent.toml"),
+            (&root.join("x"), "../a/agent.toml"),
+        ];
+        for (cwd, path) in shapes {
+            let c = AgentConfig::load_in(cwd, Path::new(path)).unwrap();
+            let want = |p: &str| if path.starts_with("..") { root.join("x/../a").join(p) } else { a.join(p) };
+            assert_eq!(c.state_dir, want(""), "{path}");
+            assert_eq!(c.allowlist, Some(want("scripts.conf")), "{path}");
+            assert_eq!(c.run_dirs, vec![want("bin")], "{path}");
+            assert_eq!(c.hook, Some(want("h")), "{path}");
+        }
+        // A state dir of its own: the default allowlist lives there, joined once.
+        std::fs::write(a.join("agent.toml"), "name = \"a1\"\nstate_dir = \"./st\"\nallowlist = \"./s.conf\"\n")
+            .unwrap();
+        let c = AgentConfig::load_in(root, Path::new("./a/agent.toml")).unwrap();
+        assert_eq!((c.state_dir, c.allowlist), (a.join("st"), Some(a.join("s.conf"))));
+        let e = AgentConfig::load_in(root, Path::new("nope/agent.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("cannot read agent config nope/agent.toml: "), "{e}");
+    }
+
+    #[test]
+    fn every_duration_is_checked_with_file_and_line() {
+        let base = "name = \"a\"\nstate_dir = \"/s\"\n";
+        let parse = |extra: &str| AgentConfig::parse_file(&format!("{base}{extra}\n"), Path::new("/"), "/etc/a.toml");
+        let e = parse("kill_grace = 1e20").unwrap_err().to_string();
+        assert!(e.starts_with("agent config /etc/a.toml:3:14: kill_grace: 100000000000000000000 seconds"), "{e}");
+        for key in ["default_timeout", "max_timeout", "hook_timeout", "handshake_timeout", "idle_timeout"] {
+            for (value, why) in
+                [("1e20", "more than the largest"), ("0", "at least 1"), ("-5", "too short"), ("2.5", "whole")]
+            {
+                let e = parse(&format!("{key} = {value}")).unwrap_err().to_string();
+                assert!(e.contains("/etc/a.toml:3:") && e.contains(key) && e.contains(why), "{key}={value}: {e}");
+            }
+            assert!(parse(&format!("{key} = 31536000")).is_ok(), "{key} at the maximum");
+        }
+        for v in ["-0.1", "nan", "inf", "31536000.5"] {
+            assert!(parse(&format!("kill_grace = {v}")).is_err(), "kill_grace = {v}");
+        }
+        let c = parse("kill_grace = 0.25\nmax_timeout = 7.0").unwrap();
+        assert_eq!((c.grace(), c.max_timeout), (Duration::from_millis(250), 7));
+        let e = parse("max_concurrent = 0").unwrap_err().to_string();
+        assert!(e.contains(":3:18: max_concurrent: 0 is too small"), "{e}");
     }
 }

@@ -3,7 +3,10 @@
 //! requests, run slots, shutdown) and its atomic reload. Front doors —
 //! `server` (mTLS listener, one `session` per connection), `hub` (Redis
 //! subscriber, and its load-test `swarm`) — all admit and run requests
-//! through `request`; `builtins` answers the built-in actions.
+//! through `request`; `builtins` answers the built-in actions. Loading and
+//! reloading log a warning for each file that loads but will not work as
+//! the operator expects (missing allowlist or trusted map, a listed script
+//! that is missing or not executable, a missing hook).
 
 pub mod builtins;
 pub mod config;
@@ -14,7 +17,7 @@ pub mod session;
 pub mod swarm;
 pub mod trust;
 
-use crate::exec::Catalog;
+use crate::exec::{Catalog, CatalogError, CatalogWarning};
 pub use config::AgentConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,7 +26,32 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-pub use trust::Trust;
+pub use trust::{Trust, TrustError, TrustWarning};
+
+/// Why the agent's files cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+/// Parts a reload kept because their files did not load.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct ReloadError(pub Vec<String>);
+
+/// Something in the agent's files that loads but will not work as meant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadWarning {
+    #[error(transparent)]
+    Catalog(#[from] CatalogWarning),
+    #[error(transparent)]
+    Trust(#[from] TrustWarning),
+    #[error("hook {} does not exist or is not an executable file; every request will be denied", .0.display())]
+    Hook(std::path::PathBuf),
+}
 
 /// A request that is running, for `cancel` and duplicate checks.
 struct Running {
@@ -45,10 +73,14 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Load catalog and trust; any error here stops start-up.
-    pub fn new(cfg: AgentConfig) -> Result<Agent, String> {
-        let catalog = load_catalog(&cfg)?;
-        let trust = Trust::load(&cfg.state_dir)?;
+    /// Load catalog and trust; any error here stops start-up. Warnings are
+    /// logged.
+    pub fn new(cfg: AgentConfig) -> Result<Agent, LoadError> {
+        let (catalog, mut warnings) = load_catalog(&cfg)?;
+        let (trust, trust_warnings) = Trust::load(&cfg.state_dir)?;
+        warnings.extend(trust_warnings.into_iter().map(LoadWarning::from));
+        warnings.extend(check_hook(&cfg));
+        log_warnings(&warnings);
         Ok(Agent {
             cfg,
             catalog: RwLock::new(Arc::new(catalog)),
@@ -71,11 +103,13 @@ impl Agent {
 
     /// Re-read the allowlist, run dirs, trusted map and revoked serials.
     /// Each part is replaced only if it loads whole; on error the old part
-    /// stays and the error is returned for the log.
-    pub fn reload(&self) -> Result<(), String> {
+    /// stays and the error is returned for the log. Warnings are logged.
+    pub fn reload(&self) -> Result<(), ReloadError> {
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         match load_catalog(&self.cfg) {
-            Ok(c) => {
+            Ok((c, w)) => {
+                warnings.extend(w);
                 if let Ok(mut slot) = self.catalog.write() {
                     *slot = Arc::new(c);
                 }
@@ -83,17 +117,20 @@ impl Agent {
             Err(e) => errors.push(format!("kept the previous catalog: {e}")),
         }
         match Trust::load(&self.cfg.state_dir) {
-            Ok(t) => {
+            Ok((t, w)) => {
+                warnings.extend(w.into_iter().map(LoadWarning::from));
                 if let Ok(mut slot) = self.trust.write() {
                     *slot = Arc::new(t);
                 }
             }
             Err(e) => errors.push(format!("kept the previous trust files: {e}")),
         }
+        warnings.extend(check_hook(&self.cfg));
+        log_warnings(&warnings);
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(ReloadError(errors))
         }
     }
 
@@ -188,8 +225,19 @@ impl Drop for Slot {
     }
 }
 
-fn load_catalog(cfg: &AgentConfig) -> Result<Catalog, String> {
-    let mut catalog = Catalog::load(cfg.allowlist.as_deref(), &cfg.run_dirs).map_err(|e| e.to_string())?;
-    catalog.add_roots(&cfg.action_roots);
-    Ok(catalog)
+fn load_catalog(cfg: &AgentConfig) -> Result<(Catalog, Vec<LoadWarning>), CatalogError> {
+    let (mut catalog, mut warnings) = Catalog::load(cfg.allowlist.as_deref(), &cfg.run_dirs)?;
+    warnings.extend(catalog.add_roots(&cfg.action_roots));
+    Ok((catalog, warnings.into_iter().map(LoadWarning::from).collect()))
+}
+
+fn check_hook(cfg: &AgentConfig) -> Option<LoadWarning> {
+    let hook = cfg.hook.as_ref()?;
+    (!crate::exec::roots::is_executable(hook)).then(|| LoadWarning::Hook(hook.clone()))
+}
+
+fn log_warnings(warnings: &[LoadWarning]) {
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
 }

@@ -14,8 +14,12 @@ pub fn ca(state: &Path, cmd: CaCmd) -> Result<u8> {
             let me = crate::pki::init_ca(state, &id, crate::pki::DEFAULT_CERT_DAYS)?;
             println!("created CA and dispatcher {:?} (serial {}) in {}", me.id, me.serial, state.display());
         }
-        CaCmd::IssueAgent { name, addr, tags, out } => {
-            let e = crate::enroll::issue_agent_dir(state, &name, &addr, &tags, &out).map_err(|e| anyhow!(e))?;
+        CaCmd::IssueAgent { name, addr, tags, out, force } => {
+            let issued = crate::enroll::issue_agent_dir(state, &name, &addr, &tags, &out, force)?;
+            if let Some(old) = &issued.replaced {
+                println!("replaced agent {} (old serial {}, at {})", old.name, old.serial, old.addr);
+            }
+            let e = issued.entry;
             println!(
                 "issued {} (serial {}) into {}; registered at {}\nstart it with: muster agent serve --config {}",
                 e.name,
@@ -61,14 +65,12 @@ pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
                 }
             }
         }
-        AgentsCmd::Show { name } => match registry::load(state, &name).map_err(|e| anyhow!(e))? {
+        AgentsCmd::Show { name } => match registry::load(state, &name)? {
             Some(e) => println!("{}", serde_json::to_string_pretty(&e)?),
             None => bail!("no agent {name:?} in the registry ({})", registry::dir(state).display()),
         },
         AgentsCmd::Edit { name, addr, tags } => {
-            let mut e = registry::load(state, &name)
-                .map_err(|e| anyhow!(e))?
-                .ok_or_else(|| anyhow!("no agent {name:?} in the registry"))?;
+            let mut e = registry::load(state, &name)?.ok_or_else(|| anyhow!("no agent {name:?} in the registry"))?;
             if let Some(a) = addr {
                 e.addr = a;
             }
@@ -78,9 +80,19 @@ pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
             registry::save(state, &e)?;
         }
         AgentsCmd::Remove { name } => {
+            // Say what goes, even when the entry itself is unreadable.
+            let what = match registry::load(state, &name) {
+                Ok(Some(e)) => format!("{} (addr {}, serial {})", e.name, e.addr, e.serial),
+                Ok(None) => name.clone(),
+                Err(e) => format!("{name} (its entry was unreadable: {e})"),
+            };
             if !registry::remove(state, &name)? {
-                bail!("no agent {name:?} in the registry");
+                bail!(
+                    "no agent {name:?} in the registry ({}); see `muster agents list`",
+                    registry::dir(state).display()
+                );
             }
+            println!("removed agent {what} from the registry: {}", registry::path(state, &name).display());
         }
     }
     Ok(0)

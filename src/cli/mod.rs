@@ -113,6 +113,10 @@ pub enum CaCmd {
     /// Issue an agent's key and certificate into DIR and register it
     IssueAgent {
         name: String,
+        /// Replace an existing agent of that name (new key and certificate;
+        /// the old certificate stays valid until it expires or is revoked)
+        #[arg(long)]
+        force: bool,
         /// Address the dispatcher dials: HOST:PORT
         #[arg(long)]
         addr: String,

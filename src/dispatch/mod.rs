@@ -21,28 +21,44 @@ pub mod sessions;
 
 pub use runner::run;
 
+use crate::settings::{self, TomlError};
 use crate::transport::carrier::{Reason, Target};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// `<state>/dispatcher.toml`, all optional.
+/// `<state>/dispatcher.toml`, all optional. Durations are whole seconds
+/// from 1 to [`crate::settings::MAX_SECONDS`], checked as they are parsed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DispatcherConfig {
-    /// Dispatcher-side auth hook, run before any connection.
+    /// Dispatcher-side auth hook, run before any connection; relative to
+    /// the state dir.
     pub hook: Option<PathBuf>,
-    #[serde(default = "default_hook_timeout")]
+    /// Whole seconds the hook may run before it is killed and denies.
+    #[serde(default = "default_hook_timeout", deserialize_with = "settings::whole_seconds")]
     pub hook_timeout: u64,
-    #[serde(default = "default_connect_timeout")]
+    /// Whole seconds for TCP connect, TLS handshake and Hello.
+    #[serde(default = "default_connect_timeout", deserialize_with = "settings::whole_seconds")]
     pub connect_timeout: u64,
-    #[serde(default = "default_fanout")]
+    /// Targets in flight at once (at least 1).
+    #[serde(default = "default_fanout", deserialize_with = "settings::at_least_one")]
     pub fanout: usize,
-    /// Seconds each target may run when `--timeout` is not given.
-    #[serde(default = "default_timeout")]
+    /// Whole seconds each target may run when `--timeout` is not given.
+    #[serde(default = "default_timeout", deserialize_with = "settings::whole_seconds")]
     pub default_timeout: u64,
     /// Station settings for `--via hub`.
     #[serde(default)]
     pub hub: crate::hub::config::StationHub,
+}
+
+/// Why dispatcher.toml cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatcherConfigError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("dispatcher config {0}")]
+    Parse(#[from] TomlError),
 }
 
 fn default_hook_timeout() -> u64 {
@@ -72,18 +88,33 @@ impl Default for DispatcherConfig {
 }
 
 impl DispatcherConfig {
-    pub fn load(state: &Path) -> Result<Self, String> {
+    /// `<state>/dispatcher.toml`, or the defaults when there is none.
+    pub fn load(state: &Path) -> Result<Self, DispatcherConfigError> {
         let path = state.join("dispatcher.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let mut c: DispatcherConfig =
-                    toml::from_str(&text).map_err(|e| format!("{} is not valid: {e}", path.display()))?;
-                c.hook = c.hook.map(|h| if h.is_absolute() { h } else { state.join(h) });
-                Ok(c)
-            }
+            Ok(text) => Self::parse(&text, &path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(DispatcherConfigError::Read { path, source }),
         }
+    }
+
+    /// Parse the text of `path` (named in errors); a relative hook is taken
+    /// from `path`'s directory (the state dir).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, DispatcherConfigError> {
+        let mut c: DispatcherConfig = settings::from_toml(text, &path.display().to_string())?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        c.hook = c.hook.map(|h| crate::agent::config::resolve(dir, &h));
+        Ok(c)
+    }
+
+    /// [`Self::connect_timeout`] as a duration.
+    pub fn connect_limit(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout)
+    }
+
+    /// [`Self::hook_timeout`] as a duration.
+    pub fn hook_limit(&self) -> Duration {
+        Duration::from_secs(self.hook_timeout)
     }
 }
 
@@ -121,4 +152,38 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatcher_config_checks_durations_and_counts() {
+        let p = Path::new("/st/dispatcher.toml");
+        let c = DispatcherConfig::parse("hook = \"./h\"\nconnect_timeout = 2\n", p).unwrap();
+        assert_eq!(
+            (c.hook.clone(), c.connect_limit(), c.hook_limit(), c.fanout),
+            (Some("/st/h".into()), Duration::from_secs(2), Duration::from_secs(10), 64)
+        );
+        for (text, want) in [
+            (
+                "connect_timeout = 1e20",
+                "/st/dispatcher.toml:1:19: connect_timeout: 100000000000000000000 seconds is more",
+            ),
+            ("\nhook_timeout = 0", "/st/dispatcher.toml:2:16: hook_timeout: 0 seconds is too short"),
+            ("hook_timeout = 0.5", "/st/dispatcher.toml:1:16: hook_timeout: 0.5 seconds is too short"),
+            ("connect_timeout = -1", "connect_timeout: -1 seconds is too short"),
+            ("fanout = 0", "/st/dispatcher.toml:1:10: fanout: 0 is too small"),
+            ("[hub]\nchannel = \"a b\"", "/st/dispatcher.toml:"),
+            ("bogus = 1", "/st/dispatcher.toml:1:1: unknown field `bogus`"),
+        ] {
+            let e = DispatcherConfig::parse(text, p).unwrap_err().to_string();
+            assert!(e.starts_with("dispatcher config /st/dispatcher.toml:") && e.contains(want), "{text}: {e}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(DispatcherConfig::load(d.path()).unwrap().fanout, 64);
+        std::fs::write(d.path().join("dispatcher.toml"), "fanout = 3\n").unwrap();
+        assert_eq!(DispatcherConfig::load(d.path()).unwrap().fanout, 3);
+    }
 }

@@ -8,7 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Most names one spec may expand to, counted before duplicates are removed.
-const MAX_NAMES: u64 = 100_000;
+pub const MAX_NAMES: u64 = 100_000;
+/// Longest spec accepted, in bytes.
+pub const MAX_SPEC_LEN: usize = 64 * 1024;
+/// Most bytes the expanded names of one spec may add up to (16 MiB).
+pub const MAX_NAME_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NodeSetError {
@@ -34,6 +38,10 @@ pub enum NodeSetError {
     Descending { element: String, range: String },
     #[error("{spec:?} expands to more than {MAX_NAMES} names; split it into smaller node sets")]
     TooMany { spec: String },
+    #[error("node set of {len} bytes is longer than {MAX_SPEC_LEN}; use ranges (web[001-500]) or split it")]
+    TooLong { len: usize },
+    #[error("{spec:?} expands to more than {MAX_NAME_BYTES} bytes of names; use shorter names or split it")]
+    TooBig { spec: String },
     #[error("whitespace inside {element:?}; separate node names with commas")]
     Whitespace { element: String },
 }
@@ -64,12 +72,20 @@ enum Part {
 /// upper, a spec producing more than 100_000 names in total (counted before
 /// duplicates are removed), whitespace inside a name. Whitespace around
 /// elements is trimmed. The input "" (or only whitespace) is an error.
+///
+/// Work is bounded before anything is generated: a spec longer than
+/// [`MAX_SPEC_LEN`] bytes, or whose names would add up to more than
+/// [`MAX_NAME_BYTES`], is refused (`TooLong`, `TooBig`), so one spec costs
+/// at most a few tens of MiB and milliseconds.
 pub fn expand(spec: &str) -> Result<Vec<String>, NodeSetError> {
+    if spec.len() > MAX_SPEC_LEN {
+        return Err(NodeSetError::TooLong { len: spec.len() });
+    }
     if spec.trim().is_empty() {
         return Err(NodeSetError::Empty);
     }
     let mut elements = Vec::new();
-    let mut total: u64 = 0;
+    let (mut total, mut bytes): (u64, u64) = (0, 0);
     for raw in split_top_level(spec) {
         let element = raw.trim();
         if element.is_empty() {
@@ -86,11 +102,35 @@ pub fn expand(spec: &str) -> Result<Vec<String>, NodeSetError> {
         if total > MAX_NAMES {
             return Err(NodeSetError::TooMany { spec: spec.into() });
         }
+        bytes = bytes.saturating_add(count.saturating_mul(longest_name(&parts)));
+        if bytes > MAX_NAME_BYTES {
+            return Err(NodeSetError::TooBig { spec: spec.into() });
+        }
         elements.push(parts);
     }
-    let mut seen = HashSet::new();
-    let names = elements.iter().flat_map(|parts| generate(parts));
-    Ok(names.filter(|name| seen.insert(name.clone())).collect())
+    let mut names = Vec::with_capacity(total as usize);
+    for parts in &elements {
+        names.extend(generate(parts));
+    }
+    let mut seen = HashSet::with_capacity(names.len());
+    let keep: Vec<bool> = names.iter().map(|name| seen.insert(name.as_str())).collect();
+    drop(seen);
+    let mut keep = keep.into_iter();
+    names.retain(|_| keep.next().unwrap_or(false));
+    Ok(names)
+}
+
+/// The longest name an element can produce, in bytes: its literals plus,
+/// for each bracket group, the widest number it can write.
+fn longest_name(parts: &[Part]) -> u64 {
+    let digits = |n: u64| n.checked_ilog10().unwrap_or(0) as u64 + 1;
+    parts
+        .iter()
+        .map(|part| match part {
+            Part::Literal(text) => text.len() as u64,
+            Part::Group(ranges) => ranges.iter().map(|r| digits(r.hi).max(r.width as u64)).max().unwrap_or(0),
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Split on commas that are not inside brackets; bracket errors are left to
@@ -227,7 +267,9 @@ fn split_number(name: &str) -> Option<(&str, &str, &str, u64)> {
 /// "web09","web10" -> "web[09-10]" (same width 2). Mixed like "n1","n01" stay
 /// separate entries ("n1,n01"). Empty names and duplicates are dropped, so an
 /// empty list folds to "". Names are assumed to be valid node names (no
-/// whitespace, commas or brackets); `expand(&fold(names))` gives them back.
+/// whitespace, commas or brackets); `expand(&fold(names))` gives them back
+/// whenever the fold is at most [`MAX_SPEC_LEN`] bytes (a fold is for
+/// display and is not bounded).
 pub fn fold<S: AsRef<str>>(names: &[S]) -> String {
     use Class::{Fixed, Natural, Plain};
     // A number without leading zero joins the zero-padded group of its width.
@@ -332,6 +374,30 @@ mod tests {
         let msg = expand("x,web[01-03").unwrap_err().to_string();
         assert_eq!(msg, "unclosed '[' in \"web[01-03\"; write ranges as name[01-20]");
         assert!(expand("n[0-999999]").unwrap_err().to_string().contains("100000 names"));
+    }
+
+    #[test]
+    fn work_is_bounded_before_generating() {
+        let long = "a".repeat(MAX_SPEC_LEN + 1);
+        assert_eq!(expand(&long), Err(NodeSetError::TooLong { len: MAX_SPEC_LEN + 1 }));
+        let msg = expand(&long).unwrap_err().to_string();
+        assert!(msg.starts_with(&format!("node set of {} bytes is longer than 65536", MAX_SPEC_LEN + 1)), "{msg}");
+        assert_eq!(expand(&"a".repeat(MAX_SPEC_LEN)).unwrap().len(), 1, "exactly the limit is fine");
+        // 100,000 names of 200 bytes would be 20 MB: refused before any is made.
+        let wide = format!("{}[1-100000]", "x".repeat(194));
+        assert!(matches!(expand(&wide), Err(NodeSetError::TooBig { .. })));
+        assert!(expand(&wide).unwrap_err().to_string().contains("16777216 bytes of names"));
+        // 100,000 names of 150 bytes (15 MB) are still allowed.
+        assert_eq!(expand(&format!("{}[1-100000]", "x".repeat(144))).unwrap().len(), 100_000);
+        // The padded width counts: [000001-2] writes six digits.
+        let padded = format!("{}[0000000001-0000100000]", "y".repeat(158));
+        assert!(matches!(expand(&padded), Err(NodeSetError::TooBig { .. })));
+        let t0 = std::time::Instant::now();
+        for _ in 0..20 {
+            assert!(expand(&wide).is_err());
+            assert!(expand(&long).is_err());
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1), "refusals are cheap: {:?}", t0.elapsed());
     }
 
     fn folds(names: &str, want: &str) {

@@ -1,10 +1,14 @@
 //! The agent registry: one JSON file per agent under `<state>/agents/`,
 //! written atomically, read whole on every command (the dispatcher keeps no
-//! runtime state, so several instances can share the directory).
+//! runtime state, so several instances can share the directory). Entries are
+//! checked as they are read ([`parse`]): the name follows the name rule and
+//! matches the file, the address is `HOST:PORT`, the serial is hex; a name
+//! given on the command line is checked before it becomes a path.
 
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentEntry {
@@ -24,6 +28,19 @@ pub struct AgentEntry {
     pub added: String,
 }
 
+/// Why a registry entry cannot be read, written or named.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("{name:?} cannot name a registry entry: {why}")]
+    BadName { name: String, why: String },
+    #[error("registry entry {file}{}: {why}; fix it or remove it with `muster agents remove`", .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid { file: String, line: Option<usize>, why: String },
+    #[error("cannot read {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {source}", .path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
 pub fn dir(state: &Path) -> PathBuf {
     state.join("agents")
 }
@@ -32,26 +49,66 @@ pub fn path(state: &Path, name: &str) -> PathBuf {
     dir(state).join(format!("{name}.json"))
 }
 
-/// Write (or replace) an entry atomically.
-pub fn save(state: &Path, e: &AgentEntry) -> std::io::Result<()> {
-    let mut body = serde_json::to_vec_pretty(e).map_err(std::io::Error::other)?;
-    body.push(b'\n');
-    fsutil::write_public(&path(state, &e.name), &body)
+fn check_name(name: &str) -> Result<(), RegistryError> {
+    crate::protocol::check_action_name(name).map_err(|e| RegistryError::BadName {
+        name: name.to_string(),
+        why: e.to_string().replace("action name", "agent name"),
+    })
 }
 
-pub fn load(state: &Path, name: &str) -> Result<Option<AgentEntry>, String> {
+/// Parse and check the text of registry file `file`; `stem` is the name
+/// the file is stored under (the entry must carry the same name).
+pub fn parse(text: &[u8], file: &str, stem: &str) -> Result<AgentEntry, RegistryError> {
+    let invalid = |line: Option<usize>, why: String| RegistryError::Invalid { file: file.to_string(), line, why };
+    let e: AgentEntry = serde_json::from_slice(text).map_err(|e| {
+        let line = (e.line() > 0).then_some(e.line());
+        invalid(line, e.to_string())
+    })?;
+    // Point at the field's line when we can find it.
+    let line_of = |field: &str| {
+        let key = format!("\"{field}\"");
+        let text = String::from_utf8_lossy(text);
+        text.find(&key).map(|i| text[..i].matches('\n').count() + 1)
+    };
+    if let Err(why) = crate::protocol::check_action_name(&e.name) {
+        return Err(invalid(line_of("name"), why.to_string().replace("action name", "agent name")));
+    }
+    if e.name != stem {
+        return Err(invalid(line_of("name"), format!("names {:?} but is stored as {stem:?}", e.name)));
+    }
+    let port_ok = e.addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !port_ok {
+        return Err(invalid(line_of("addr"), format!("addr {:?} is not HOST:PORT", e.addr)));
+    }
+    if !e.serial.bytes().all(|b| b.is_ascii_hexdigit()) || e.serial.len() > 40 {
+        return Err(invalid(line_of("serial"), format!("serial {:?} is not a hex serial", e.serial)));
+    }
+    Ok(e)
+}
+
+/// Write (or replace) an entry atomically.
+pub fn save(state: &Path, e: &AgentEntry) -> Result<(), RegistryError> {
+    check_name(&e.name)?;
+    let p = path(state, &e.name);
+    let mut body =
+        serde_json::to_vec_pretty(e).map_err(|e| RegistryError::Write { path: p.clone(), source: e.into() })?;
+    body.push(b'\n');
+    fsutil::write_public(&p, &body).map_err(|source| RegistryError::Write { path: p, source })
+}
+
+/// The entry for `name`, `None` when there is none.
+pub fn load(state: &Path, name: &str) -> Result<Option<AgentEntry>, RegistryError> {
+    check_name(name)?;
     let p = path(state, name);
     match std::fs::read(&p) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map(Some)
-            .map_err(|e| format!("registry entry {} is not valid: {e}", p.display())),
+        Ok(b) => parse(&b, &p.display().to_string(), name).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", p.display())),
+        Err(source) => Err(RegistryError::Read { path: p, source }),
     }
 }
 
 /// Every entry, sorted by name. Unreadable entries are reported, not fatal.
-pub fn load_all(state: &Path) -> (Vec<AgentEntry>, Vec<String>) {
+pub fn load_all(state: &Path) -> (Vec<AgentEntry>, Vec<RegistryError>) {
     let (mut ok, mut bad) = (Vec::new(), Vec::new());
     let Ok(rd) = std::fs::read_dir(dir(state)) else {
         return (ok, bad);
@@ -72,10 +129,63 @@ pub fn load_all(state: &Path) -> (Vec<AgentEntry>, Vec<String>) {
     (ok, bad)
 }
 
-pub fn remove(state: &Path, name: &str) -> std::io::Result<bool> {
-    match std::fs::remove_file(path(state, name)) {
+/// Remove `name`'s entry; false when there was none.
+pub fn remove(state: &Path, name: &str) -> Result<bool, RegistryError> {
+    check_name(name)?;
+    let p = path(state, name);
+    match std::fs::remove_file(&p) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+        Err(source) => Err(RegistryError::Write { path: p, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str) -> AgentEntry {
+        AgentEntry {
+            name: name.into(),
+            addr: "127.0.0.2:7443".into(),
+            tags: vec!["web".into()],
+            serial: "1001".into(),
+            not_after: String::new(),
+            added: String::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_names_become_paths_only_when_valid() {
+        let d = tempfile::tempdir().unwrap();
+        save(d.path(), &entry("web01")).unwrap();
+        assert_eq!(load(d.path(), "web01").unwrap(), Some(entry("web01")));
+        assert_eq!(load(d.path(), "web02").unwrap(), None);
+        for bad in ["../x", "a/b", "", ".hidden", "x.json"] {
+            assert!(matches!(load(d.path(), bad), Err(RegistryError::BadName { .. })), "{bad:?}");
+            assert!(matches!(remove(d.path(), bad), Err(RegistryError::BadName { .. })), "{bad:?}");
+        }
+        assert!(remove(d.path(), "web01").unwrap());
+        assert!(!remove(d.path(), "web01").unwrap());
+    }
+
+    #[test]
+    fn bad_entries_name_file_and_line() {
+        let ok = serde_json::to_string_pretty(&entry("w1")).unwrap();
+        let cases = [
+            ("{\n  \"name\": \"w1\",\n  \"addr\": 5\n}".to_string(), "f.json:3: invalid type"),
+            ("{".to_string(), "f.json:1: EOF"),
+            (ok.replace("\"w1\"", "\"../w1\""), "f.json:2: agent name \"../w1\""),
+            (ok.replace("127.0.0.2:7443", "nowhere"), "f.json:3: addr \"nowhere\" is not HOST:PORT"),
+            (ok.replace("127.0.0.2:7443", "h:99999"), "is not HOST:PORT"),
+            (ok.replace("1001", "zz"), "f.json:7: serial \"zz\" is not a hex serial"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text.as_bytes(), "f.json", "w1").unwrap_err().to_string();
+            assert!(e.starts_with("registry entry ") && e.contains(want), "{text}: {e}");
+        }
+        assert_eq!(parse(ok.as_bytes(), "f.json", "w1").unwrap(), entry("w1"));
+        let e = parse(ok.as_bytes(), "f.json", "other").unwrap_err().to_string();
+        assert!(e.contains("f.json:2: names \"w1\" but is stored as \"other\""), "{e}");
     }
 }

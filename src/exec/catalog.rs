@@ -4,7 +4,10 @@
 //! ns8 action roots (`ROOT/<action>/<step>`, see [`super::roots`]) merged
 //! with [`Catalog::add_roots`]. Loading is all-or-nothing: a malformed
 //! allowlist yields an error naming the file and line, and the caller keeps
-//! its previous catalog.
+//! its previous catalog. What loads but will not work as the operator
+//! expects (a missing allowlist or run directory, a listed script that is
+//! missing or not executable) comes back as [`CatalogWarning`]s for the
+//! log; such a script stays listed and fails when run.
 
 use crate::protocol::check_action_name;
 use std::collections::BTreeMap;
@@ -28,6 +31,36 @@ pub struct Catalog {
     actions: BTreeMap<String, Action>,
 }
 
+/// One `name = /absolute/path` line of an allowlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowEntry {
+    pub name: String,
+    pub path: PathBuf,
+    /// 1-based line in the allowlist file.
+    pub line: usize,
+}
+
+/// A file the catalog was built from that loads, but not as the operator
+/// probably meant. Logged at start and on every reload.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CatalogWarning {
+    #[error(
+        "allowlist {} does not exist, so no script is allowlisted; create it with `name = /absolute/path` lines and send SIGHUP",
+        .0.display()
+    )]
+    MissingAllowlist(PathBuf),
+    #[error("{file}:{line}: action {action:?}: {} does not exist; it stays listed and fails when run until the file is there", .path.display())]
+    ScriptMissing { file: String, line: usize, action: String, path: PathBuf },
+    #[error("{file}:{line}: action {action:?}: {} is not an executable file; it stays listed and fails when run (chmod +x it?)", .path.display())]
+    ScriptNotExecutable { file: String, line: usize, action: String, path: PathBuf },
+    #[error("{file}:{line}: action {action:?}: cannot check {}: {why}; it stays listed", .path.display())]
+    ScriptUnchecked { file: String, line: usize, action: String, path: PathBuf, why: String },
+    #[error("run directory {} does not exist; it adds no action", .0.display())]
+    MissingRunDir(PathBuf),
+    #[error("action root {} does not exist; it adds no action", .0.display())]
+    MissingActionRoot(PathBuf),
+}
+
 #[derive(Debug, Error)]
 pub enum CatalogError {
     #[error("{file}:{line}: {why}")]
@@ -38,28 +71,46 @@ pub enum CatalogError {
 
 impl Catalog {
     /// Load from an allowlist file (if any) and run directories. A missing
-    /// allowlist file is an empty allowlist; a malformed one is an error.
-    pub fn load(allowlist: Option<&Path>, run_dirs: &[PathBuf]) -> Result<Catalog, CatalogError> {
+    /// allowlist file is an empty allowlist (with a warning); a malformed one
+    /// is an error. Listed scripts that are missing or not executable are
+    /// kept, with a warning each.
+    pub fn load(
+        allowlist: Option<&Path>,
+        run_dirs: &[PathBuf],
+    ) -> Result<(Catalog, Vec<CatalogWarning>), CatalogError> {
         let mut actions = BTreeMap::new();
+        let mut warnings = Vec::new();
         for dir in run_dirs {
-            scan_run_dir(dir, &mut actions)?;
+            if !scan_run_dir(dir, &mut actions)? {
+                warnings.push(CatalogWarning::MissingRunDir(dir.clone()));
+            }
         }
         if let Some(path) = allowlist {
             match fs::read_to_string(path) {
-                Ok(text) => parse_allowlist(&text, &path.display().to_string(), &mut actions)?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(text) => {
+                    let file = path.display().to_string();
+                    for entry in parse_allowlist(&text, &file)? {
+                        warnings.extend(check_script(&entry, &file));
+                        let action = Action { name: entry.name.clone(), steps: vec![entry.path] };
+                        actions.insert(entry.name, action);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    warnings.push(CatalogWarning::MissingAllowlist(path.to_path_buf()))
+                }
                 Err(e) => return Err(CatalogError::Read { file: path.display().to_string(), why: e.to_string() }),
             }
         }
-        Ok(Catalog { actions })
+        Ok((Catalog { actions }, warnings))
     }
 
     /// Merge ns8 action roots: each action directory becomes an action whose
     /// steps are its executable files in name order across the roots (a
     /// later root replaces an earlier step of the same name). Names that are
     /// not valid action names or are builtins are skipped; an action defined
-    /// by the allowlist or a run directory keeps that definition.
-    pub fn add_roots(&mut self, action_roots: &[PathBuf]) {
+    /// by the allowlist or a run directory keeps that definition. Returns a
+    /// warning for each root that does not exist.
+    pub fn add_roots(&mut self, action_roots: &[PathBuf]) -> Vec<CatalogWarning> {
         for name in super::roots::list(action_roots) {
             if check_action_name(&name).is_err()
                 || BUILTINS.contains(&name.as_str())
@@ -77,6 +128,10 @@ impl Catalog {
                 self.actions.insert(name.clone(), Action { name, steps });
             }
         }
+        let missing = action_roots
+            .iter()
+            .filter(|r| matches!(fs::metadata(r), Err(e) if e.kind() == std::io::ErrorKind::NotFound));
+        missing.map(|r| CatalogWarning::MissingActionRoot(r.clone())).collect()
     }
 
     pub fn from_actions(list: Vec<Action>) -> Catalog {
@@ -101,10 +156,13 @@ impl Catalog {
     }
 }
 
-/// Parse `name = /absolute/path` lines; `#` starts a comment. Allowlist
-/// entries override run-directory actions of the same name.
-fn parse_allowlist(text: &str, file: &str, into: &mut BTreeMap<String, Action>) -> Result<(), CatalogError> {
+/// Parse allowlist text (`name = /absolute/path` lines; `#` starts a
+/// comment); `file` names it in errors. Pure: nothing is read from disk.
+/// Errors: a line without `=`, a bad action name, a builtin, a relative
+/// path, a name defined twice.
+pub fn parse_allowlist(text: &str, file: &str) -> Result<Vec<AllowEntry>, CatalogError> {
     let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let err = |why: String| CatalogError::Line { file: file.to_string(), line: i + 1, why };
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -124,15 +182,29 @@ fn parse_allowlist(text: &str, file: &str, into: &mut BTreeMap<String, Action>) 
         if !seen.insert(name.to_string()) {
             return Err(err(format!("{name:?} is defined twice")));
         }
-        into.insert(name.to_string(), Action { name: name.to_string(), steps: vec![PathBuf::from(path)] });
+        out.push(AllowEntry { name: name.to_string(), path: PathBuf::from(path), line: i + 1 });
     }
-    Ok(())
+    Ok(out)
 }
 
-fn scan_run_dir(dir: &Path, into: &mut BTreeMap<String, Action>) -> Result<(), CatalogError> {
+/// A warning when an allowlisted script is not there or cannot be run.
+fn check_script(e: &AllowEntry, file: &str) -> Option<CatalogWarning> {
+    let (file, line, action, path) = (file.to_string(), e.line, e.name.clone(), e.path.clone());
+    match fs::metadata(&e.path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => None,
+        Ok(_) => Some(CatalogWarning::ScriptNotExecutable { file, line, action, path }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Some(CatalogWarning::ScriptMissing { file, line, action, path })
+        }
+        Err(err) => Some(CatalogWarning::ScriptUnchecked { file, line, action, path, why: err.to_string() }),
+    }
+}
+
+/// Add the executables of `dir`; false when `dir` does not exist.
+fn scan_run_dir(dir: &Path, into: &mut BTreeMap<String, Action>) -> Result<bool, CatalogError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(CatalogError::Read { file: dir.display().to_string(), why: e.to_string() }),
     };
     for entry in entries.flatten() {
@@ -144,7 +216,7 @@ fn scan_run_dir(dir: &Path, into: &mut BTreeMap<String, Action>) -> Result<(), C
             into.insert(name.clone(), Action { name, steps: vec![path] });
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -153,9 +225,9 @@ mod tests {
 
     #[test]
     fn parses_and_reports_the_bad_line() {
-        let mut m = BTreeMap::new();
-        parse_allowlist("# c\nbackup = /opt/b.sh\n\ncheck-disk = /opt/c  # x\n", "s.conf", &mut m).unwrap();
+        let m = parse_allowlist("# c\nbackup = /opt/b.sh\n\ncheck-disk = /opt/c  # x\n", "s.conf").unwrap();
         assert_eq!(m.len(), 2);
+        assert_eq!(m[1], AllowEntry { name: "check-disk".into(), path: "/opt/c".into(), line: 4 });
         for (bad, what) in [
             ("x /a", "expected"),
             ("a.sh = /a", "'.'"),
@@ -163,7 +235,7 @@ mod tests {
             ("ping = /a", "builtin"),
             ("x = /a\nx = /b", "twice"),
         ] {
-            let e = parse_allowlist(bad, "s.conf", &mut BTreeMap::new()).unwrap_err();
+            let e = parse_allowlist(bad, "s.conf").unwrap_err();
             assert!(e.to_string().contains(what), "{bad}: {e}");
             assert!(e.to_string().starts_with("s.conf:"), "{e}");
         }
@@ -179,8 +251,8 @@ mod tests {
             fs::write(&p, "#!/bin/sh\n").unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
         }
-        let mut c = Catalog::load(None, &[]).unwrap();
-        c.add_roots(&[a.clone(), b.clone()]);
+        let (mut c, _) = Catalog::load(None, &[]).unwrap();
+        assert_eq!(c.add_roots(&[a.clone(), b.clone()]), vec![]);
         assert_eq!(c.get("up").unwrap().steps, vec![a.join("up/10x"), b.join("up/20y")]);
     }
 
@@ -192,7 +264,57 @@ mod tests {
             fs::write(&p, "#!/bin/sh\n").unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
         }
-        let c = Catalog::load(None, &[d.path().to_path_buf()]).unwrap();
+        let (c, warnings) = Catalog::load(None, &[d.path().to_path_buf()]).unwrap();
         assert_eq!(c.names(), vec!["good".to_string()]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn missing_files_and_unrunnable_scripts_warn_but_stay_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let (ok, plain) = (d.path().join("ok.sh"), d.path().join("plain.sh"));
+        for (p, mode) in [(&ok, 0o755), (&plain, 0o644)] {
+            fs::write(p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let allow = d.path().join("scripts.conf");
+        let gone = d.path().join("gone.sh");
+        let text = format!(
+            "ok = {}\n\nplain = {}\ngone = {}\ndir = {}\n",
+            ok.display(),
+            plain.display(),
+            gone.display(),
+            d.path().display()
+        );
+        fs::write(&allow, text).unwrap();
+        let (no_dir, no_root) = (d.path().join("no-run-dir"), d.path().join("no-root"));
+        let (mut c, mut w) = Catalog::load(Some(&allow), std::slice::from_ref(&no_dir)).unwrap();
+        w.extend(c.add_roots(std::slice::from_ref(&no_root)));
+        assert_eq!(c.names(), ["dir", "gone", "ok", "plain"], "every listed script stays listed");
+        let text: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        let f = allow.display().to_string();
+        assert_eq!(text.len(), 5, "{text:#?}");
+        assert_eq!(text[0], format!("run directory {} does not exist; it adds no action", no_dir.display()));
+        assert!(
+            text[1].starts_with(&format!("{f}:3: action \"plain\": {} is not an executable file", plain.display())),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].starts_with(&format!("{f}:4: action \"gone\": {} does not exist", gone.display())),
+            "{}",
+            text[2]
+        );
+        assert!(
+            text[3].starts_with(&format!("{f}:5: action \"dir\": ")) && text[3].contains("not an executable file"),
+            "{}",
+            text[3]
+        );
+        assert_eq!(text[4], format!("action root {} does not exist; it adds no action", no_root.display()));
+        let missing = d.path().join("none.conf");
+        let (c, w) = Catalog::load(Some(&missing), &[]).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(w, vec![CatalogWarning::MissingAllowlist(missing.clone())]);
+        assert!(w[0].to_string().contains("does not exist, so no script is allowlisted"), "{}", w[0]);
     }
 }

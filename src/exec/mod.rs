@@ -13,5 +13,5 @@ pub mod runner;
 pub mod secrets;
 pub mod step;
 
-pub use catalog::{Action, Catalog, CatalogError, BUILTINS};
+pub use catalog::{parse_allowlist, Action, AllowEntry, Catalog, CatalogError, CatalogWarning, BUILTINS};
 pub use runner::{Job, Limits};

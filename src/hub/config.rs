@@ -40,8 +40,11 @@ impl RedisTarget {
 pub struct AgentHub {
     #[serde(flatten)]
     pub redis: RedisTarget,
+    /// 1 to 128 characters, no whitespace or control characters.
+    #[serde(deserialize_with = "crate::settings::label")]
     pub channel: String,
     /// Defaults to the agent's name.
+    #[serde(default, deserialize_with = "crate::settings::opt_label")]
     pub identity: Option<String>,
     /// Defaults to the agent's tags.
     pub tags: Option<Vec<String>>,
@@ -57,7 +60,9 @@ pub struct AgentHub {
 pub struct StationHub {
     #[serde(default, flatten)]
     pub redis: RedisTarget,
+    #[serde(default, deserialize_with = "crate::settings::opt_label")]
     pub channel: Option<String>,
+    #[serde(default, deserialize_with = "crate::settings::opt_label")]
     pub identity: Option<String>,
     /// The station's secret key (`station.key`); default `<state>/hub/station.key`.
     pub station_key: Option<PathBuf>,
@@ -66,11 +71,10 @@ pub struct StationHub {
 }
 
 impl AgentHub {
+    /// Resolve relative key paths against `base` (the config's directory).
     pub fn resolve(&mut self, base: &Path) {
         for p in [&mut self.station_key, &mut self.network_key] {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+            *p = crate::agent::config::resolve(base, p);
         }
     }
 }
@@ -92,9 +96,34 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// Reply lists and slot sets expire this long after their last write.
 pub const REPLY_TTL: Duration = Duration::from_secs(600);
 
-/// Random bytes as lowercase hex.
+/// `n` random bytes as lowercase hex (see [`crate::hexstr::random`]).
 pub fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    let _ = getrandom::getrandom(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hexstr::random(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::agent::AgentConfig;
+    use std::path::Path;
+
+    #[test]
+    fn hub_sections_check_labels_and_resolve_keys_once() {
+        let head = "name = \"a1\"\nstate_dir = \".\"\n[hub]\nurl = \"redis://127.0.0.1:1\"\n";
+        let ok = format!(
+            "{head}channel = \"prod\"\nstation_key = \"./k/station.pub\"\nnetwork_key = \"/abs/network.key\"\n"
+        );
+        let c = AgentConfig::parse(&ok, Path::new("/etc/m")).unwrap();
+        let h = c.hub.unwrap();
+        assert_eq!(h.station_key, Path::new("/etc/m/k/station.pub"));
+        assert_eq!(h.network_key, Path::new("/abs/network.key"));
+        for (extra, want) in [
+            ("channel = \"a b\"\nstation_key = \"s\"\nnetwork_key = \"n\"", "whitespace"),
+            ("channel = \"\"\nstation_key = \"s\"\nnetwork_key = \"n\"", "1 to 128 characters"),
+            ("channel = \"c\"\nidentity = \"x\\ty\"\nstation_key = \"s\"\nnetwork_key = \"n\"", "whitespace"),
+            ("channel = \"c\"\nstation_key = \"s\"", "network_key"),
+        ] {
+            let e = AgentConfig::parse(&format!("{head}{extra}\n"), Path::new("/")).unwrap_err().to_string();
+            assert!(e.starts_with("agent config agent.toml:") && e.contains(want), "{extra}: {e}");
+        }
+    }
 }

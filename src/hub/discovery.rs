@@ -1,13 +1,28 @@
 //! Agents a station has seen answer before, per channel, kept in
 //! `<state>/hub/discovery.toml` (written atomically). A run compares who
 //! answered with who should have (seen before, tags and names matching):
-//! the difference is reported as new and missing agents.
+//! the difference is reported as new and missing agents. The file is
+//! checked as it is read: errors name its line and column.
 
+use crate::settings::TomlError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Why discovery.toml cannot be read or written.
+#[derive(Debug, Error)]
+pub enum DiscoveryError {
+    #[error("{0}; fix or remove it")]
+    Invalid(#[from] TomlError),
+    #[error("cannot read {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {why}", .path.display())]
+    Write { path: PathBuf, why: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Discovery {
     /// channel -> agent identity -> what we know of it
     #[serde(default)]
@@ -15,23 +30,37 @@ pub struct Discovery {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Seen {
     pub tags: Vec<String>,
     pub last_seen: String,
 }
 
 impl Discovery {
-    pub fn load(path: &Path) -> Result<Discovery, String> {
+    /// Read `path`; a missing file is an empty record.
+    pub fn load(path: &Path) -> Result<Discovery, DiscoveryError> {
         match std::fs::read_to_string(path) {
-            Ok(t) => toml::from_str(&t).map_err(|e| format!("{} is not valid ({e}); fix or remove it", path.display())),
+            Ok(t) => Discovery::parse(&t, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Discovery::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(DiscoveryError::Read { path: path.to_path_buf(), source }),
         }
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let text = toml::to_string(self).map_err(|e| e.to_string())?;
-        crate::fsutil::write_public(path, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    /// Parse the text of `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Discovery, DiscoveryError> {
+        Ok(crate::settings::from_toml(text, &path.display().to_string())?)
+    }
+
+    /// The file's text, as [`Discovery::save`] writes it.
+    pub fn to_text(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
+    /// Write atomically.
+    pub fn save(&self, path: &Path) -> Result<(), DiscoveryError> {
+        let write = |why: String| DiscoveryError::Write { path: path.to_path_buf(), why };
+        let text = self.to_text().map_err(|e| write(e.to_string()))?;
+        crate::fsutil::write_public(path, text.as_bytes()).map_err(|e| write(e.to_string()))
     }
 
     /// Agents on `channel` that a run with these tags and names should reach.
@@ -81,6 +110,10 @@ mod tests {
         assert_eq!(back.expected("c", &[], &["a2".into()]), vec!["a2"]);
         assert!(back.expected("other", &[], &[]).is_empty());
         std::fs::write(&p, "not = [valid").unwrap();
-        assert!(Discovery::load(&p).unwrap_err().contains("fix or remove"));
+        let e = Discovery::load(&p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:1:", p.display())) && e.ends_with("fix or remove it"), "{e}");
+        std::fs::write(&p, "[channel.c.a1]\ntags = \"web\"\nlast_seen = \"x\"\n").unwrap();
+        let e = Discovery::load(&p).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}:2:8: tags: invalid type", p.display())), "{e}");
     }
 }

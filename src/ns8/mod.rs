@@ -17,7 +17,7 @@ mod action;
 mod builtin;
 pub mod comfd;
 pub mod config;
-mod envfile;
+pub mod envfile;
 mod events;
 pub mod gojson;
 mod link;

@@ -99,7 +99,7 @@ pub fn cert_serial_hex(der: &[u8]) -> Result<String, PkiError> {
 
 /// Hex of a big-endian unsigned integer without leading zeros.
 fn hex_of_unsigned(bytes: &[u8]) -> String {
-    let digits: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let digits = crate::hexstr::encode(bytes);
     let trimmed = digits.trim_start_matches('0');
     if trimmed.is_empty() {
         "0".to_string()

@@ -150,18 +150,40 @@ pub fn seal_command(
     cmd: &Command,
     fresh: &Fresh,
 ) -> Result<Vec<u8>, EnvelopeError> {
-    let eph = SecretKey::from(fresh.ephemeral);
-    let eph_pub = eph.public_key();
-    let body = encode(cmd)?;
+    let eph_pub = SecretKey::from(fresh.ephemeral).public_key();
+    let inner = signed_plaintext(station, &eph_pub, &encode(cmd)?)?;
+    seal_command_plaintext(network, &inner, fresh)
+}
+
+/// The padded plaintext of a command envelope: `body` (any bytes; a real
+/// command is its postcard encoding) signed by `station` over the domain
+/// tag and `ephemeral` (the public half of `Fresh::ephemeral`). Exposed so
+/// fuzzing can put arbitrary bodies behind a valid signature.
+#[doc(hidden)]
+pub fn signed_plaintext(station: &SigningKey, ephemeral: &PublicKey, body: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     let mut signed_bytes = SIG_DOMAIN.to_vec();
-    signed_bytes.extend_from_slice(eph_pub.as_bytes());
-    signed_bytes.extend_from_slice(&body);
+    signed_bytes.extend_from_slice(ephemeral.as_bytes());
+    signed_bytes.extend_from_slice(body);
     let sig = station.sign(&signed_bytes).to_bytes().to_vec();
-    let inner = pad(&encode(&Signed { body, sig })?);
-    let sealed = SalsaBox::new(network, &eph)
-        .encrypt(&fresh.nonce.into(), inner.as_slice())
-        .map_err(|_| EnvelopeError::Decrypt)?;
-    encode(&Envelope { version: ENVELOPE_VERSION, ephemeral: *eph_pub.as_bytes(), nonce: fresh.nonce, sealed })
+    Ok(pad(&encode(&Signed { body: body.to_vec(), sig })?))
+}
+
+/// Seal `plaintext` exactly as given (no padding or signature added) from
+/// `fresh.ephemeral` to the network key: what any holder of the network
+/// public key can put on the channel. Exposed for fuzzing.
+#[doc(hidden)]
+pub fn seal_command_plaintext(network: &PublicKey, plaintext: &[u8], fresh: &Fresh) -> Result<Vec<u8>, EnvelopeError> {
+    let eph = SecretKey::from(fresh.ephemeral);
+    let sealed =
+        SalsaBox::new(network, &eph).encrypt(&fresh.nonce.into(), plaintext).map_err(|_| EnvelopeError::Decrypt)?;
+    encode(&Envelope { version: ENVELOPE_VERSION, ephemeral: *eph.public_key().as_bytes(), nonce: fresh.nonce, sealed })
+}
+
+/// `data` padded to its size bucket, as sealed plaintexts are. Exposed for
+/// fuzzing.
+#[doc(hidden)]
+pub fn padded(data: &[u8]) -> Vec<u8> {
+    pad(data)
 }
 
 /// Open and verify a command; returns it with the ephemeral public key
@@ -210,8 +232,15 @@ impl ReplyBox {
 
     /// Seal a reply (agent side).
     pub fn seal(&self, reply: &Reply, nonce: [u8; 24]) -> Result<Vec<u8>, EnvelopeError> {
-        let inner = pad(&encode(reply)?);
-        let sealed = self.inner.encrypt(&nonce.into(), inner.as_slice()).map_err(|_| EnvelopeError::Decrypt)?;
+        self.seal_plaintext(&pad(&encode(reply)?), nonce)
+    }
+
+    /// Seal `plaintext` exactly as given (no padding added): what any
+    /// holder of the network key can push to a reply list. Exposed for
+    /// fuzzing.
+    #[doc(hidden)]
+    pub fn seal_plaintext(&self, plaintext: &[u8], nonce: [u8; 24]) -> Result<Vec<u8>, EnvelopeError> {
+        let sealed = self.inner.encrypt(&nonce.into(), plaintext).map_err(|_| EnvelopeError::Decrypt)?;
         encode(&Envelope { version: ENVELOPE_VERSION, ephemeral: self.sender, nonce, sealed })
     }
 
