@@ -104,6 +104,7 @@ fn dispatch_sample(state: &Path) -> Result<u8> {
             username: "demo".into(),
             token: None,
             timeout: Duration::from_secs(30),
+            detach: false,
         },
         dispatcher: carrier.dispatcher_id.clone(),
         via: "tls".into(),

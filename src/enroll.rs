@@ -71,25 +71,17 @@ pub fn issue_agent_dir(
     let me = pki::load_dispatcher(state)?;
     let cert = pki::issue_agent(state, name, pki::DEFAULT_CERT_DAYS)?;
     let ca = std::fs::read(state.join("ca").join("ca.crt")).map_err(EnrollError::CaCert)?;
-    let write = |what: &'static str, bytes: &[u8], secret: bool| {
-        let p = out.join(what);
-        let r = if secret { fsutil::write_secret(&p, bytes) } else { fsutil::write_public(&p, bytes) };
-        r.map_err(|source| EnrollError::Write { what, dir: out.to_path_buf(), source })
+    let files = AgentFiles {
+        name,
+        addr,
+        tags,
+        key_pem: Some(&cert.key_pem),
+        cert_pem: &cert.cert_pem,
+        ca_pem: &ca,
+        dispatcher_serial: &me.serial,
+        dispatcher_id: &me.id,
     };
-    write("agent.key", cert.key_pem.as_bytes(), true)?;
-    write("agent.crt", cert.cert_pem.as_bytes(), false)?;
-    write("ca.crt", &ca, false)?;
-    write("dispatchers", format!("{} {}\n", me.serial, me.id).as_bytes(), false)?;
-    if !out.join("scripts.conf").exists() {
-        write("scripts.conf", b"# name = /absolute/path, one per line; send SIGHUP to reload\n", false)?;
-    }
-    if !out.join("agent.toml").exists() {
-        let port = addr.rsplit(':').next().unwrap_or("7443");
-        let listen =
-            if addr.parse::<std::net::SocketAddr>().is_ok() { addr.to_string() } else { format!("0.0.0.0:{port}") };
-        let toml = format!("name = {name:?}\nlisten = {listen:?}\nstate_dir = \".\"\ntags = {tags:?}\n",);
-        write("agent.toml", toml.as_bytes(), false)?;
-    }
+    write_agent_dir(out, &files)?;
     let entry = AgentEntry {
         name: name.into(),
         addr: addr.into(),
@@ -97,9 +89,64 @@ pub fn issue_agent_dir(
         serial: cert.serial,
         not_after: cert.not_after,
         added: now_rfc3339(),
+        paired: None,
+        revoked: None,
     };
     registry::save(state, &entry)?;
     Ok(Issued { entry, replaced })
 }
 
 pub use crate::timefmt::now_rfc3339;
+
+/// What makes an agent directory, however it was obtained (`ca
+/// issue-agent` or `agent pair`).
+pub struct AgentFiles<'a> {
+    pub name: &'a str,
+    /// `HOST:PORT` the dispatcher dials; the listen address derives from it.
+    pub addr: &'a str,
+    pub tags: &'a [String],
+    /// A new private key to write; `None` keeps the one already there.
+    pub key_pem: Option<&'a str>,
+    pub cert_pem: &'a str,
+    pub ca_pem: &'a [u8],
+    pub dispatcher_serial: &'a str,
+    pub dispatcher_id: &'a str,
+}
+
+/// Write an agent directory: `agent.key` (0600, when given), `agent.crt`,
+/// `ca.crt`, this dispatcher's line in the trusted map `dispatchers`
+/// (replacing an older line of the same dispatcher id; other dispatchers'
+/// lines stay, so a second dispatcher pairs beside the first), and, when
+/// absent, an empty `scripts.conf` and an `agent.toml`.
+pub fn write_agent_dir(out: &Path, f: &AgentFiles) -> Result<(), EnrollError> {
+    let write = |what: &'static str, bytes: &[u8], secret: bool| {
+        let p = out.join(what);
+        let r = if secret { fsutil::write_secret(&p, bytes) } else { fsutil::write_public(&p, bytes) };
+        r.map_err(|source| EnrollError::Write { what, dir: out.to_path_buf(), source })
+    };
+    if let Some(key) = f.key_pem {
+        write("agent.key", key.as_bytes(), true)?;
+    }
+    write("agent.crt", f.cert_pem.as_bytes(), false)?;
+    write("ca.crt", f.ca_pem, false)?;
+    std::fs::create_dir_all(out).map_err(|source| EnrollError::Write {
+        what: "dispatchers",
+        dir: out.to_path_buf(),
+        source,
+    })?;
+    crate::agent::trust_edit::edit(out, crate::agent::trust::MAP_FILE, |map| {
+        (crate::agent::trust_edit::with_dispatcher(map, f.dispatcher_serial, f.dispatcher_id, true), ())
+    })
+    .map_err(|source| EnrollError::Write { what: "dispatchers", dir: out.to_path_buf(), source })?;
+    if !out.join("scripts.conf").exists() {
+        write("scripts.conf", b"# name = /absolute/path, one per line; send SIGHUP to reload\n", false)?;
+    }
+    if !out.join("agent.toml").exists() {
+        let port = f.addr.rsplit(':').next().unwrap_or("7443");
+        let listen =
+            if f.addr.parse::<std::net::SocketAddr>().is_ok() { f.addr.to_string() } else { format!("0.0.0.0:{port}") };
+        let toml = format!("name = {:?}\nlisten = {listen:?}\nstate_dir = \".\"\ntags = {:?}\n", f.name, f.tags);
+        write("agent.toml", toml.as_bytes(), false)?;
+    }
+    Ok(())
+}

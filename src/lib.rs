@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod hexstr;
 pub mod hub;
 pub mod ns8;
+pub mod pairing;
 pub mod pki;
 pub mod protocol;
 pub mod settings;

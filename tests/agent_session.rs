@@ -19,6 +19,7 @@ fn run(id: u64, action: &str, args: &[&str]) -> Message {
         username: "t".into(),
         token: Some("secret".into()),
         timeout_ms: None,
+        detach: false,
     })
 }
 

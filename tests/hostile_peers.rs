@@ -86,6 +86,7 @@ fn a_flood_of_requests_runs_no_more_hooks_than_run_slots() {
                 username: "t".into(),
                 token: None,
                 timeout_ms: None,
+                detach: false,
             };
             s.writer.write(&Message::Run(run)).await.unwrap();
         }

@@ -92,6 +92,7 @@ fn bad_action_names_are_refused_and_nothing_runs() {
                 username: "t".into(),
                 token: None,
                 timeout_ms: None,
+                detach: false,
             };
             s.writer.write(&Message::Run(run)).await.unwrap();
             match s.reader.read().await.unwrap() {

@@ -16,6 +16,7 @@ pub mod server;
 pub mod session;
 pub mod swarm;
 pub mod trust;
+pub mod trust_edit;
 
 use crate::exec::{Catalog, CatalogError, CatalogWarning};
 pub use config::AgentConfig;

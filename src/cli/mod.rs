@@ -4,6 +4,7 @@
 
 mod admin;
 mod hub;
+mod pair;
 mod run;
 pub use run::{dispatch_plan, request_id, tls_carrier};
 
@@ -81,6 +82,9 @@ pub enum Command {
     /// NethServer ns8-compatible agent on Redis
     #[command(name = "ns8-agent")]
     Ns8Agent(crate::ns8::Ns8Args),
+    /// Pairing: enrol agents that ask (port 7444) after comparing a 6-digit code
+    #[command(subcommand)]
+    Pair(pair::PairCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +138,8 @@ pub enum AgentCmd {
         #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
         config: PathBuf,
     },
+    /// Ask a dispatcher for a certificate (pairing on port 7444) and write the agent's directory
+    Pair(pair::AgentPairArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -237,6 +243,8 @@ pub fn main() -> ExitCode {
         Command::Demo { agents } => crate::demo::run(agents),
         Command::Ca(c) => admin::ca(&state, c),
         Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
+        Command::Agent(AgentCmd::Pair(a)) => pair::agent_pair(a),
+        Command::Pair(c) => pair::pair(&state, c),
         Command::Run(args) => run::run(&state, *args),
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
         Command::Agents(c) => admin::agents(&state, c),

@@ -56,6 +56,7 @@ pub(super) fn request(a: &RunArgs, cfg: &DispatcherConfig) -> Result<Request> {
         username: a.username.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into()),
         token: a.token.clone().or_else(|| std::env::var("MUSTER_TOKEN").ok()),
         timeout: a.timeout.unwrap_or(Duration::from_secs(cfg.default_timeout)),
+        detach: false,
     })
 }
 

@@ -22,6 +22,9 @@ pub struct Request {
     /// How long each target may run; always set (the dispatcher default
     /// applies when the operator gives none).
     pub timeout: Duration,
+    /// Asynchronous: the agent keeps running it (and its result) when the
+    /// session ends; collected later with `muster status` / `muster wait`.
+    pub detach: bool,
 }
 
 impl Request {
@@ -35,6 +38,7 @@ impl Request {
             username: self.username.clone(),
             token: self.token.clone(),
             timeout_ms: Some(u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)),
+            detach: self.detach,
         }
     }
 }

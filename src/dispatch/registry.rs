@@ -26,6 +26,14 @@ pub struct AgentEntry {
     /// When the entry was added, RFC 3339.
     #[serde(default)]
     pub added: String,
+    /// When the agent was paired (`muster pair`), RFC 3339; absent for
+    /// agents enrolled with `ca issue-agent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<String>,
+    /// When its certificate was revoked (`muster revoke`), RFC 3339: the
+    /// dispatcher refuses it and never dials it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 /// Why a registry entry cannot be read, written or named.
@@ -152,6 +160,8 @@ mod tests {
             serial: "1001".into(),
             not_after: String::new(),
             added: String::new(),
+            paired: None,
+            revoked: None,
         }
     }
 

@@ -85,6 +85,7 @@ mod tests {
                 username: "u".into(),
                 token: None,
                 timeout: Duration::from_secs(5),
+                detach: false,
             },
             dispatcher: "d".into(),
             via: "test".into(),

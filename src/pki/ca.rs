@@ -157,11 +157,11 @@ fn load_ca(layout: &Layout) -> Result<Ca, PkiError> {
     Ok(Ca { dir: layout.ca_dir.clone(), issuer, not_after })
 }
 
-fn sign_leaf(ca: &Ca, role: Role, name: &str, days: u32, serial: u64) -> Result<IssuedCert, PkiError> {
+/// The certificate parameters of a leaf for `name`: CN, SAN, usages, serial, validity.
+fn leaf_params(ca: &Ca, role: Role, name: &str, days: u32, serial: u64) -> Result<CertificateParams, PkiError> {
     let now = now_utc();
     let expires = not_after(now, days)?;
     check_within_ca(ca, expires, days)?;
-    let key = generate_key()?;
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name(name);
     params.subject_alt_names = match (role, san_for(name)) {
@@ -179,6 +179,12 @@ fn sign_leaf(ca: &Ca, role: Role, name: &str, days: u32, serial: u64) -> Result<
     params.serial_number = Some(SerialNumber::from(serial));
     params.not_before = now - BACKDATE;
     params.not_after = expires;
+    Ok(params)
+}
+
+fn sign_leaf(ca: &Ca, role: Role, name: &str, days: u32, serial: u64) -> Result<IssuedCert, PkiError> {
+    let params = leaf_params(ca, role, name, days, serial)?;
+    let key = generate_key()?;
     let cert = params
         .signed_by(&key, &ca.issuer)
         .map_err(|e| PkiError::crypto(format!("sign a certificate for {name:?}"), e))?;
@@ -186,7 +192,33 @@ fn sign_leaf(ca: &Ca, role: Role, name: &str, days: u32, serial: u64) -> Result<
         key_pem: key.serialize_pem(),
         cert_pem: cert.pem(),
         serial: format!("{serial:x}"),
-        not_after: rfc3339(expires),
+        not_after: rfc3339(params.not_after),
+    })
+}
+
+/// Issue an agent certificate for the public key of a checked CSR (from
+/// pairing or renewal); the CSR's own extensions are ignored: the name,
+/// usages and validity are the CA's. `key_pem` of the result is empty.
+pub fn issue_agent_from_csr(
+    state: &Path,
+    name: &str,
+    csr: &super::csr::CheckedCsr,
+    days: u32,
+) -> Result<IssuedCert, PkiError> {
+    check_agent_name(name)?;
+    let layout = Layout::new(state);
+    let ca = load_ca(&layout)?;
+    check_within_ca(&ca, not_after(now_utc(), days)?, days)?;
+    let serial = next_serial(&layout)?;
+    let params = leaf_params(&ca, Role::Agent, name, days, serial)?;
+    let request = rcgen::CertificateSigningRequestParams { params, public_key: csr.request.public_key.clone() };
+    let cert =
+        request.signed_by(&ca.issuer).map_err(|e| PkiError::crypto(format!("sign a certificate for {name:?}"), e))?;
+    Ok(IssuedCert {
+        key_pem: String::new(),
+        cert_pem: cert.pem(),
+        serial: format!("{serial:x}"),
+        not_after: rfc3339(request.params.not_after),
     })
 }
 

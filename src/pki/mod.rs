@@ -5,6 +5,7 @@
 //! [`PkiError`] whose message says what was wrong and what to do about it.
 
 mod ca;
+pub mod csr;
 mod policy;
 mod store;
 
@@ -16,7 +17,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
-pub use ca::{init_ca, issue_agent, issue_dispatcher, DispatcherIdentity, IssuedCert, DEFAULT_CERT_DAYS};
+pub use ca::{
+    init_ca, issue_agent, issue_agent_from_csr, issue_dispatcher, DispatcherIdentity, IssuedCert, DEFAULT_CERT_DAYS,
+};
+pub use policy::check_agent_name;
 pub use store::load_dispatcher;
 
 /// Everything that can go wrong while creating, loading or using the CA.

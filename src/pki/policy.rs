@@ -30,7 +30,7 @@ pub(super) fn san_for(name: &str) -> Option<SanType> {
     name.try_into().ok().map(SanType::DnsName)
 }
 
-pub(super) fn check_agent_name(name: &str) -> Result<(), PkiError> {
+pub fn check_agent_name(name: &str) -> Result<(), PkiError> {
     if san_for(name).is_none() {
         return Err(PkiError::InvalidName {
             kind: "agent name",

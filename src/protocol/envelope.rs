@@ -280,6 +280,7 @@ mod tests {
                 username: "u".into(),
                 token: None,
                 timeout_ms: None,
+                detach: false,
             }),
         }
     }

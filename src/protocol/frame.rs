@@ -20,6 +20,12 @@ pub enum FrameError {
 
 /// Encode one message as a frame. Fails only if the body exceeds `max`.
 pub fn encode(msg: &Message, max: usize) -> Result<Vec<u8>, FrameError> {
+    encode_value(msg, max)
+}
+
+/// Encode any serde value as a frame (the pairing exchange uses its own
+/// message set on the same framing).
+pub fn encode_value<T: serde::Serialize>(msg: &T, max: usize) -> Result<Vec<u8>, FrameError> {
     let body = postcard::to_allocvec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if body.len() > max {
         return Err(FrameError::TooLarge { len: body.len(), max });
@@ -32,7 +38,12 @@ pub fn encode(msg: &Message, max: usize) -> Result<Vec<u8>, FrameError> {
 
 /// Decode the body of one frame.
 pub fn decode_body(body: &[u8]) -> Result<Message, FrameError> {
-    match postcard::take_from_bytes::<Message>(body) {
+    decode_value(body)
+}
+
+/// Decode the body of one frame as any serde value; trailing bytes are an error.
+pub fn decode_value<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    match postcard::take_from_bytes::<T>(body) {
         Ok((msg, [])) => Ok(msg),
         Ok((_, rest)) => Err(FrameError::Malformed(format!("{} trailing bytes after the message", rest.len()))),
         Err(e) => Err(FrameError::Malformed(e.to_string())),
@@ -74,6 +85,11 @@ impl FrameDecoder {
     /// The next whole message, `None` when more bytes are needed. After an
     /// error the stream is unusable and the connection should be closed.
     pub fn next_message(&mut self) -> Result<Option<Message>, FrameError> {
+        self.next_value()
+    }
+
+    /// [`Self::next_message`] for any serde value.
+    pub fn next_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -84,7 +100,7 @@ impl FrameDecoder {
         if self.buf.len() < 4 + len {
             return Ok(None);
         }
-        let msg = decode_body(&self.buf[4..4 + len]);
+        let msg = decode_value(&self.buf[4..4 + len]);
         self.buf.drain(..4 + len);
         msg.map(Some)
     }
@@ -116,6 +132,7 @@ mod tests {
                 username: "ops".into(),
                 token: Some("t".into()),
                 timeout_ms: Some(5000),
+                detach: false,
             }),
             Message::Output { id: 7, stream: Stream::Stderr, bytes: vec![0xff, 0, 10] },
             Message::Finished(Finished {
@@ -170,6 +187,7 @@ mod tests {
                     username: "u".into(),
                     token: None,
                     timeout_ms: None,
+                    detach: false,
                 }
             )),
             (any::<u64>(), any::<Option<i32>>(), any::<bool>()).prop_map(|(id, exit, t)| {

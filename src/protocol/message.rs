@@ -85,6 +85,10 @@ pub struct Run {
     pub token: Option<String>,
     /// Time limit in milliseconds; the agent's default applies when absent.
     pub timeout_ms: Option<u64>,
+    /// Asynchronous run: the agent answers `Started`, keeps the request
+    /// running when the session ends (it is not cancelled on session loss)
+    /// and stores its result for the dispatcher that owns it.
+    pub detach: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

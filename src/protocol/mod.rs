@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod frame;
 pub mod message;
 pub mod names;
+pub mod pairing;
 pub mod replay;
 pub mod station_guards;
 
@@ -15,4 +16,4 @@ pub use names::{check_action_name, NameError};
 
 /// Protocol version carried in every `Hello`; peers with another version are
 /// refused with an error naming both.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

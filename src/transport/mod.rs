@@ -51,8 +51,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next message; `Ok(None)` at a clean end of stream.
     pub async fn read(&mut self) -> Result<Option<Message>, TransportError> {
+        self.read_value().await
+    }
+
+    /// [`Self::read`] for any serde value framed the same way.
+    pub async fn read_value<T: serde::de::DeserializeOwned>(&mut self) -> Result<Option<T>, TransportError> {
         loop {
-            if let Some(msg) = self.decoder.next_message()? {
+            if let Some(msg) = self.decoder.next_value()? {
                 return Ok(Some(msg));
             }
             let n = self.inner.read(&mut self.buf).await?;
@@ -82,7 +87,12 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     pub async fn write(&mut self, msg: &Message) -> Result<(), TransportError> {
-        let frame = protocol::encode(msg, self.max_frame)?;
+        self.write_value(msg).await
+    }
+
+    /// [`Self::write`] for any serde value.
+    pub async fn write_value<T: serde::Serialize>(&mut self, msg: &T) -> Result<(), TransportError> {
+        let frame = protocol::frame::encode_value(msg, self.max_frame)?;
         self.inner.write_all(&frame).await?;
         self.inner.flush().await?;
         Ok(())
