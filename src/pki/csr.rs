@@ -90,7 +90,7 @@ fn key_type(pk: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<String, 
 }
 
 /// Check a CSR sent by an agent that asks to be paired as `name`: size,
-/// structure, self-signature, common name, key strength, binding present.
+/// structure, key strength, self-signature, common name, binding present.
 pub fn check_csr(der: &[u8], name: &str) -> Result<CheckedCsr, CsrError> {
     if der.len() > MAX_CSR {
         return Err(CsrError::TooLarge(der.len()));
@@ -99,13 +99,14 @@ pub fn check_csr(der: &[u8], name: &str) -> Result<CheckedCsr, CsrError> {
     if !rest.is_empty() {
         return Err(CsrError::Malformed(format!("{} bytes after the request", rest.len())));
     }
-    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
     let info = &csr.certification_request_info;
+    // Strength first: ring will not even verify a signature by a weak key.
+    let key_type = key_type(&info.subject_pki)?;
+    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
     let cn = info.subject.iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or_default();
     if cn != name {
         return Err(CsrError::NameMismatch { csr: cn.to_string(), name: name.to_string() });
     }
-    let key_type = key_type(&info.subject_pki)?;
     let binding = info
         .iter_attributes()
         .find_map(|a| match a.parsed_attribute() {
