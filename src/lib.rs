@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod hexstr;
 pub mod hub;
+pub mod lifecycle;
 pub mod ns8;
 pub mod pairing;
 pub mod pki;

@@ -31,6 +31,7 @@ fn client_cert_from_another_ca_is_rejected() {
         dispatcher_id: "intruder".into(),
         connect_timeout: std::time::Duration::from_secs(5),
         max_frame: 1 << 20,
+        revoked: Default::default(),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt.block_on(carrier.open(&target(&f, 0))).err().expect("must be rejected");

@@ -1,11 +1,19 @@
 //! Built-in actions answered by the agent itself: `ping`, `info`,
-//! `list-actions` and `cancel`. They cannot be shadowed by the catalog.
+//! `list-actions`, `cancel REQUEST-ID`, `result REQUEST-ID` (an
+//! asynchronous request's stored result, for its own dispatcher only), and
+//! the trust-keeping ones of `pki_builtins`. They cannot be shadowed by the
+//! catalog.
 
+use super::session::Peer;
 use super::Agent;
 use serde_json::json;
 
 /// Exit code and stdout of a builtin, or `None` if `name` is not one.
-pub fn run(agent: &Agent, name: &str, args: &[String], dispatcher: &str) -> Option<(i32, Vec<u8>)> {
+pub fn run(agent: &Agent, name: &str, args: &[String], peer: &Peer) -> Option<(i32, Vec<u8>)> {
+    if let Some(out) = super::pki_builtins::run(agent, name, args, peer) {
+        return Some(out);
+    }
+    let dispatcher = peer.dispatcher.as_str();
     let out = match name {
         "ping" => (0, b"pong\n".to_vec()),
         "info" => (0, json_line(&info(agent))),
@@ -14,6 +22,15 @@ pub fn run(agent: &Agent, name: &str, args: &[String], dispatcher: &str) -> Opti
             [id] if agent.cancel(id, dispatcher) => (0, format!("cancelling {id}\n").into_bytes()),
             [id] => (2, format!("no running request {id} of this dispatcher\n").into_bytes()),
             _ => (2, b"usage: cancel REQUEST-ID\n".to_vec()),
+        },
+        "result" => match args {
+            [id] => match agent.results.fetch(dispatcher, id) {
+                Some(r) => (0, json_line(&serde_json::to_value(&r).unwrap_or_default())),
+                None => {
+                    (2, format!("not found: no request {id} of dispatcher {dispatcher} on this agent\n").into_bytes())
+                }
+            },
+            _ => (2, b"usage: result REQUEST-ID\n".to_vec()),
         },
         _ => return None,
     };

@@ -87,6 +87,10 @@ pub struct AgentConfig {
     /// LANG; under the request's own `MUSTER_*` names).
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Whole seconds an asynchronous request's result is kept after its
+    /// last change (default one day).
+    #[serde(default = "default_result_retention", deserialize_with = "settings::whole_seconds")]
+    pub result_retention: u64,
     /// Serve dispatchers over mutual TLS on `listen`.
     #[serde(default = "default_true")]
     pub tls: bool,
@@ -122,6 +126,9 @@ fn default_hook_timeout() -> u64 {
 }
 fn default_handshake_timeout() -> u64 {
     10
+}
+fn default_result_retention() -> u64 {
+    86_400
 }
 fn default_idle_timeout() -> u64 {
     60

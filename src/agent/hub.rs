@@ -57,7 +57,7 @@ pub struct HubAgent {
 }
 
 /// Who a hub request comes from, for logs, hooks and cancels.
-fn peer(cmd: &Command, channel: &str) -> Peer {
+pub(super) fn peer(cmd: &Command, channel: &str) -> Peer {
     Peer { dispatcher: cmd.station.clone(), serial: String::new(), addr: format!("hub {channel}") }
 }
 

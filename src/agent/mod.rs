@@ -11,7 +11,10 @@
 pub mod builtins;
 pub mod config;
 pub mod hub;
+pub mod pki_builtins;
 pub mod request;
+pub mod results;
+pub mod self_check;
 pub mod server;
 pub mod session;
 pub mod swarm;
@@ -71,6 +74,10 @@ pub struct Agent {
     stopping: CancellationToken,
     /// Every request task, so a stop can wait for their end reports.
     tasks: TaskTracker,
+    /// Results of asynchronous requests, per owning dispatcher.
+    pub results: results::Results,
+    /// The mTLS server config, rebuilt when the certificate is renewed.
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
 }
 
 impl Agent {
@@ -83,7 +90,6 @@ impl Agent {
         warnings.extend(check_hook(&cfg));
         log_warnings(&warnings);
         Ok(Agent {
-            cfg,
             catalog: RwLock::new(Arc::new(catalog)),
             trust: RwLock::new(Arc::new(trust)),
             running: Mutex::new(HashMap::new()),
@@ -91,7 +97,25 @@ impl Agent {
             started: Instant::now(),
             stopping: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            results: results::Results::new(&cfg.state_dir, std::time::Duration::from_secs(cfg.result_retention)),
+            tls: RwLock::new(None),
+            cfg,
         })
+    }
+
+    /// The current mTLS server config (`None` before [`Agent::reload_tls`]).
+    pub fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.read().ok().and_then(|t| t.clone())
+    }
+
+    /// Build the mTLS server config from the state dir's key, certificate
+    /// and CA; new connections use it at once. On error the old one stays.
+    pub fn reload_tls(&self) -> Result<(), crate::transport::tls::TlsError> {
+        let c = server::tls_config(self)?;
+        if let Ok(mut slot) = self.tls.write() {
+            *slot = Some(c);
+        }
+        Ok(())
     }
 
     pub fn catalog(&self) -> Arc<Catalog> {

@@ -73,7 +73,7 @@ fn check_args(args: &[String]) -> Result<(), String> {
 pub fn admit(agent: &Agent, peer: &Peer, run: &Run) -> Result<Admitted, Refusal> {
     protocol::check_action_name(&run.action).map_err(|e| Refusal::BadName(e.to_string()))?;
     check_args(&run.args).map_err(Refusal::BadArgs)?;
-    if let Some((exit, out)) = builtins::run(agent, &run.action, &run.args, &peer.dispatcher) {
+    if let Some((exit, out)) = builtins::run(agent, &run.action, &run.args, peer) {
         return Ok(Admitted::Builtin(exit, out));
     }
     if run.action == "shell" && agent.cfg.allow_shell {
@@ -107,6 +107,25 @@ pub async fn answer_builtin(run: &Run, exit: i32, out: Vec<u8>, tx: &mpsc::Sende
     let _ = tx.send(Message::Output { id, stream: Stream::Stdout, bytes: out }).await;
     let fin = Finished { id, exit: Some(exit), signal: None, duration_ms: 0, truncated: false, end: End::Exited };
     let _ = tx.send(Message::Finished(fin)).await;
+}
+
+/// For an asynchronous request: start its stored record and return the
+/// sender its execution should report to; every message is recorded, then
+/// passed on to the session for as long as the session is there.
+pub fn record(agent: &Arc<Agent>, peer: &Peer, run: &Run, session: mpsc::Sender<Message>) -> mpsc::Sender<Message> {
+    agent.results.begin(&peer.dispatcher, run);
+    let (tx, mut rx) = mpsc::channel::<Message>(256);
+    let (agent2, dispatcher, request_id) = (agent.clone(), peer.dispatcher.clone(), run.request_id.clone());
+    agent.spawn_request(async move {
+        let mut forward = true;
+        while let Some(m) = rx.recv().await {
+            agent2.results.note(&dispatcher, &request_id, &m);
+            if forward && session.send(m).await.is_err() {
+                forward = false;
+            }
+        }
+    });
+    tx
 }
 
 /// Send a refusal and log it.
@@ -206,9 +225,10 @@ pub async fn execute(
         },
     };
     let fin = runner::run(job, tx.clone(), claim.cancelled()).await;
-    drop(claim);
     log(&peer, &run, &outcome_text(&fin), t0.elapsed());
     let _ = tx.send(Message::Finished(fin)).await;
+    // Only now is the request no longer running: its end report is queued.
+    drop(claim);
 }
 
 fn outcome_text(f: &Finished) -> String {

@@ -58,13 +58,7 @@ impl Handshakes {
 /// Accept connections until `shutdown` resolves, then stop: cancel running
 /// requests, wait for their end reports to be written (at most the kill
 /// grace plus a few seconds), close every session.
-pub async fn serve(
-    agent: Arc<Agent>,
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    shutdown: impl Future<Output = ()>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+pub async fn serve(agent: Arc<Agent>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let sessions = Arc::new(Semaphore::new(agent.cfg.max_sessions));
     let pending = Arc::new(Mutex::new(Handshakes::default()));
     let tasks = TaskTracker::new();
@@ -81,7 +75,9 @@ pub async fn serve(
                     if dropped > 0 {
                         tracing::debug!(peer = %addr, "{} connections in their handshake: dropped the oldest", agent.cfg.max_handshakes);
                     }
-                    let conn = Conn { agent: agent.clone(), acceptor: acceptor.clone(), addr: addr.to_string(), sessions: sessions.clone(), pending: pending.clone(), id };
+                    let Some(config) = agent.tls() else { continue };
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    let conn = Conn { agent: agent.clone(), acceptor, addr: addr.to_string(), sessions: sessions.clone(), pending: pending.clone(), id };
                     tasks.spawn(conn.run(tcp, evicted));
                 }
                 Err(e) => {
@@ -191,8 +187,10 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
         let hub = Arc::new(super::hub::HubAgent::new(agent.clone(), h)?);
         tokio::spawn(hub.run());
     }
+    agent.results.sweep(true);
+    tokio::spawn(sweep_results(agent.clone()));
     let listener = if agent.cfg.tls {
-        let config = tls_config(&agent).map_err(|e| e.to_string())?;
+        agent.reload_tls().map_err(|e| e.to_string())?;
         let listener = TcpListener::bind(&agent.cfg.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", agent.cfg.listen))?;
@@ -203,7 +201,7 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
             agent.catalog().len(),
             agent.trust().dispatcher_count()
         );
-        Some((listener, config))
+        Some(listener)
     } else {
         None
     };
@@ -211,6 +209,11 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
         let agent = agent.clone();
         async move {
             while hup.recv().await.is_some() {
+                if agent.cfg.tls {
+                    if let Err(e) = agent.reload_tls() {
+                        tracing::error!("kept the previous TLS certificate: {e}");
+                    }
+                }
                 match agent.reload() {
                     Ok(()) => tracing::info!(
                         "reloaded: {} actions, {} trusted dispatchers",
@@ -227,13 +230,25 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
     tokio::spawn(signals(term, int, stop_requested.clone()));
     let shutdown = stop_requested.cancelled_owned();
     match listener {
-        Some((listener, config)) => serve(agent.clone(), listener, config, shutdown).await,
+        Some(listener) => serve(agent.clone(), listener, shutdown).await,
         None => {
             shutdown.await;
             stop(&agent).await;
         }
     }
     Ok(())
+}
+
+/// Prune stored results past their retention, now and then.
+async fn sweep_results(agent: Arc<Agent>) {
+    let every = Duration::from_secs((agent.cfg.result_retention / 2).clamp(1, 3600));
+    loop {
+        tokio::time::sleep(every).await;
+        let n = agent.results.sweep(false);
+        if n > 0 {
+            tracing::info!("pruned {n} stored results older than {}s", agent.cfg.result_retention);
+        }
+    }
 }
 
 /// The first SIGTERM/SIGINT asks for an orderly stop; a second one kills

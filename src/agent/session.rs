@@ -7,14 +7,16 @@
 //! spawn beyond `max_concurrent`. Pings are answered while actions run.
 //! When the session ends while its requests still run (the dispatcher
 //! died or the network dropped), they are cancelled: an action never
-//! outlives the session that asked for it. A malformed or oversized frame
+//! outlives the session that asked for it — unless it was asked for
+//! asynchronously (`detach`), in which case it runs on and its result is
+//! kept for its dispatcher (`agent::results`). A malformed or oversized frame
 //! ends this session with an error message; other sessions are unaffected.
 
 use super::request::{self, Admitted};
 use super::Agent;
 use crate::protocol::{Message, Role};
 use crate::transport::{FrameReader, FrameWriter, TransportError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -53,8 +55,25 @@ where
         return;
     }
     let (tx, mut rx) = mpsc::channel::<Message>(256);
+    // Once the session ends, the writer sends what is queued and stops
+    // (an asynchronous request still running then stops forwarding to it).
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let write_task = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
+        let mut closing = false;
+        loop {
+            let m = if closing {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    m = rx.recv() => m,
+                    _ = &mut done_rx => {
+                        closing = true;
+                        rx.close();
+                        continue;
+                    }
+                }
+            };
+            let Some(m) = m else { break };
             let last = matches!(m, Message::Error { .. });
             if writer.write(&m).await.is_err() || last {
                 break;
@@ -64,6 +83,8 @@ where
     });
     // session id -> fleet request id, for Cancel{id} and cancel-on-loss
     let mut ids: HashMap<u64, String> = HashMap::new();
+    // asynchronous requests: kept running when the session ends
+    let mut detached: HashSet<String> = HashSet::new();
     let idle = agent.cfg.idle_timeout();
     let stopping = agent.stopping();
     let mut lost = false;
@@ -110,8 +131,13 @@ where
                         Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
                         Ok(claim) => {
                             ids.insert(run.id, run.request_id.clone());
-                            let task =
-                                request::execute(agent.clone(), peer.clone(), run, steps, args, claim, tx.clone());
+                            let out = if run.detach {
+                                detached.insert(run.request_id.clone());
+                                request::record(&agent, &peer, &run, tx.clone())
+                            } else {
+                                tx.clone()
+                            };
+                            let task = request::execute(agent.clone(), peer.clone(), run, steps, args, claim, out);
                             agent.spawn_request(task);
                         }
                     },
@@ -133,7 +159,7 @@ where
         }
     }
     if lost {
-        for rid in ids.values().filter(|rid| agent.is_running(rid)) {
+        for rid in ids.values().filter(|rid| agent.is_running(rid) && !detached.contains(*rid)) {
             tracing::warn!(
                 request = %rid, dispatcher = %peer.dispatcher, peer = %peer.addr,
                 "the dispatcher's session ended while the request ran; cancelling it"
@@ -142,5 +168,6 @@ where
         }
     }
     drop(tx);
+    let _ = done_tx.send(());
     let _ = write_task.await;
 }

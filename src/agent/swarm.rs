@@ -34,8 +34,10 @@ impl HubAgent {
         let id = run.id;
         let answer = match crate::protocol::check_action_name(&run.action) {
             Err(e) => Err(Refusal::BadName(e.to_string())),
-            Ok(()) => super::builtins::run(&self.agent, &run.action, &run.args, &cmd.station)
-                .ok_or_else(|| Refusal::UnknownAction(format!("{} (a swarm answers builtins only)", run.action))),
+            Ok(()) => {
+                super::builtins::run(&self.agent, &run.action, &run.args, &super::hub::peer(&cmd, &self.cfg.channel))
+                    .ok_or_else(|| Refusal::UnknownAction(format!("{} (a swarm answers builtins only)", run.action)))
+            }
         };
         let messages = match answer {
             Ok((exit, bytes)) => vec![

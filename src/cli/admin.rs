@@ -9,10 +9,21 @@ use std::sync::Arc;
 
 pub fn ca(state: &Path, cmd: CaCmd) -> Result<u8> {
     match cmd {
-        CaCmd::Init { id } => {
+        CaCmd::Init { id, ca: None } => {
             let id = id.unwrap_or_else(hostname);
             let me = crate::pki::init_ca(state, &id, crate::pki::DEFAULT_CERT_DAYS)?;
             println!("created CA and dispatcher {:?} (serial {}) in {}", me.id, me.serial, state.display());
+        }
+        CaCmd::Init { id, ca: Some(ca) } => {
+            let id = id.unwrap_or_else(hostname);
+            let me = crate::pki::init_from_ca(state, &ca, &id, crate::pki::DEFAULT_CERT_DAYS)?;
+            println!(
+                "created dispatcher {:?} (serial {}) in {}, sharing the CA in {}; agents trust it once paired with it",
+                me.id,
+                me.serial,
+                state.display(),
+                ca.display()
+            );
         }
         CaCmd::IssueAgent { name, addr, tags, out, force } => {
             let issued = crate::enroll::issue_agent_dir(state, &name, &addr, &tags, &out, force)?;

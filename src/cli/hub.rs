@@ -69,7 +69,8 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     };
     let carrier =
         HubCarrier { redis, channel: channel.clone(), identity, station_key, network, seq_file: hub_dir.join("seq") };
-    let outcome = super::run::dispatch_plan(Carrier::Broadcast(Arc::new(carrier)), plan, super::run::mode(&a))?;
+    let outcome =
+        super::run::dispatch_recorded(state, cfg, Carrier::Broadcast(Arc::new(carrier)), plan, super::run::mode(&a))?;
     if !a.no_discovery {
         for n in discovery.record(&channel, &outcome.answered) {
             eprintln!("muster: new agent on {channel}: {n}");

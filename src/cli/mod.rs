@@ -5,10 +5,13 @@
 mod admin;
 mod hub;
 mod pair;
+mod requests;
 mod run;
+mod trust;
 pub use run::{dispatch_plan, request_id, tls_carrier};
 
 use crate::dispatch::output::Mode;
+use crate::lifecycle::rotation;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +88,49 @@ pub enum Command {
     /// Pairing: enrol agents that ask (port 7444) after comparing a 6-digit code
     #[command(subcommand)]
     Pair(pair::PairCmd),
+    /// Where an asynchronous run stands: each target's state and output so far
+    Status(requests::StatusArgs),
+    /// Wait for an asynchronous run to end; exit with its bitmask
+    Wait(requests::WaitArgs),
+    /// Recent runs of this dispatcher, newest first
+    #[command(name = "list-requests")]
+    ListRequests {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give this dispatcher a new certificate and push its serial to every agent (old one trusted for an overlap)
+    #[command(name = "rotate-cert")]
+    RotateCert {
+        /// Days the old serial stays trusted
+        #[arg(long, default_value_t = rotation::DEFAULT_OVERLAP_DAYS, value_name = "DAYS")]
+        overlap_days: u64,
+        /// Validity of the new certificate, days
+        #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS, value_name = "DAYS")]
+        days: u32,
+        /// Rotate even while the previous rotation's overlap is open
+        #[arg(long)]
+        force: bool,
+    },
+    /// Housekeeping for a timer: retire old serials, mark stale agents, renew expiring agent certs, prune
+    Maintain {
+        /// Renew agent certificates that expire within this many days
+        #[arg(long, default_value_t = 30, value_name = "DAYS")]
+        renew_days: u32,
+        /// Validity of renewed certificates, days
+        #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS, value_name = "DAYS")]
+        days: u32,
+    },
+    /// This dispatcher's serial, the rotation state and each agent's serial status
+    #[command(name = "serial-status")]
+    SerialStatus {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an agent's certificate (by name) or any serial; pushed to every reachable agent
+    Revoke {
+        /// A registered agent's name, or a hex serial
+        what: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +159,9 @@ pub enum CaCmd {
         /// Dispatcher id (default: the host name)
         #[arg(long)]
         id: Option<String>,
+        /// Join the CA in DIR (another dispatcher's `ca/`, shared) instead of creating one
+        #[arg(long, value_name = "DIR")]
+        ca: Option<PathBuf>,
     },
     /// Issue an agent's key and certificate into DIR and register it
     IssueAgent {
@@ -140,6 +189,12 @@ pub enum AgentCmd {
     },
     /// Ask a dispatcher for a certificate (pairing on port 7444) and write the agent's directory
     Pair(pair::AgentPairArgs),
+    /// Check an agent's config, key, certificate, allowlist, trusted map and listen address
+    #[command(name = "self-check")]
+    SelfCheck {
+        #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,6 +273,10 @@ pub struct RunArgs {
     /// Hub: return as soon as N agents have finished
     #[arg(long)]
     pub expect: Option<usize>,
+    /// Start the run and return at once with its request id; agents keep running it and keep
+    /// the result (collect it with `muster status ID` or `muster wait ID`)
+    #[arg(long = "async")]
+    pub detach: bool,
     /// The action, then its arguments
     #[arg(last = true, required = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -245,6 +304,14 @@ pub fn main() -> ExitCode {
         Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
         Command::Agent(AgentCmd::Pair(a)) => pair::agent_pair(a),
         Command::Pair(c) => pair::pair(&state, c),
+        Command::Status(a) => requests::status(&state, a),
+        Command::Wait(a) => requests::wait(&state, a),
+        Command::ListRequests { json } => requests::list(&state, json),
+        Command::RotateCert { overlap_days, days, force } => trust::rotate(&state, overlap_days, days, force),
+        Command::Maintain { renew_days, days } => trust::maintain(&state, renew_days, days),
+        Command::SerialStatus { json } => trust::serial_status(&state, json),
+        Command::Revoke { what } => trust::revoke(&state, &what),
+        Command::Agent(AgentCmd::SelfCheck { config }) => trust::self_check(&config),
         Command::Run(args) => run::run(&state, *args),
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
         Command::Agents(c) => admin::agents(&state, c),

@@ -36,6 +36,7 @@ pub fn tls_carrier(state: &Path, cfg: &DispatcherConfig) -> Result<TlsCarrier> {
         dispatcher_id: me.id,
         connect_timeout: Duration::from_secs(cfg.connect_timeout),
         max_frame: crate::protocol::DEFAULT_MAX_FRAME,
+        revoked: crate::transport::tls_carrier::revoked_serials(state),
     })
 }
 
@@ -56,7 +57,7 @@ pub(super) fn request(a: &RunArgs, cfg: &DispatcherConfig) -> Result<Request> {
         username: a.username.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into()),
         token: a.token.clone().or_else(|| std::env::var("MUSTER_TOKEN").ok()),
         timeout: a.timeout.unwrap_or(Duration::from_secs(cfg.default_timeout)),
-        detach: false,
+        detach: a.detach,
     })
 }
 
@@ -122,8 +123,38 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     plan.targets = resolved.targets;
     plan.missing = resolved.missing;
     plan.lock_dir = Some(state.join("locks"));
-    let outcome = dispatch_plan(Carrier::Dial(Arc::new(carrier)), plan, mode(&a))?;
+    let id = plan.request.request_id.clone();
+    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(Arc::new(carrier)), plan, mode(&a))?;
+    if a.detach {
+        let n = outcome.results.iter().filter(|r| r.state == State::Dispatched).count();
+        println!("request {id} started on {n} of {} targets", outcome.results.len());
+        println!("see where it stands with `muster status {id}`; wait for its end with `muster wait {id}`");
+    }
     Ok(outcome.exit_status())
+}
+
+/// [`dispatch_plan`], recorded in `<state>/runs/` before and after (records
+/// past the retention are pruned on the way).
+pub(super) fn dispatch_recorded(
+    state: &Path,
+    cfg: &DispatcherConfig,
+    carrier: Carrier,
+    plan: Plan,
+    mode: Mode,
+) -> Result<Outcome> {
+    use crate::dispatch::runs;
+    let now = crate::pairing::now();
+    runs::prune(state, cfg.result_retention, now);
+    let mut record = runs::RunRecord::of(&plan, now);
+    if let Err(e) = runs::save(state, &record) {
+        tracing::warn!("{e}");
+    }
+    let outcome = dispatch_plan(carrier, plan, mode)?;
+    record.end(&outcome, crate::pairing::now());
+    if let Err(e) = runs::save(state, &record) {
+        tracing::warn!("{e}");
+    }
+    Ok(outcome)
 }
 
 /// Resolve TARGETS against the registry; nothing at all is a setup error

@@ -17,7 +17,9 @@ pub mod ping;
 pub mod plan;
 pub mod registry;
 pub mod runner;
+pub mod runs;
 pub mod sessions;
+pub mod status;
 
 pub use runner::run;
 
@@ -44,6 +46,9 @@ pub struct DispatcherConfig {
     /// Targets in flight at once (at least 1).
     #[serde(default = "default_fanout", deserialize_with = "settings::at_least_one")]
     pub fanout: usize,
+    /// Whole seconds run records (`runs/`) are kept (default one day).
+    #[serde(default = "default_retention", deserialize_with = "settings::whole_seconds")]
+    pub result_retention: u64,
     /// Whole seconds each target may run when `--timeout` is not given.
     #[serde(default = "default_timeout", deserialize_with = "settings::whole_seconds")]
     pub default_timeout: u64,
@@ -70,6 +75,9 @@ fn default_connect_timeout() -> u64 {
 fn default_fanout() -> usize {
     64
 }
+fn default_retention() -> u64 {
+    86_400
+}
 fn default_timeout() -> u64 {
     300
 }
@@ -82,6 +90,7 @@ impl Default for DispatcherConfig {
             connect_timeout: default_connect_timeout(),
             fanout: default_fanout(),
             default_timeout: default_timeout(),
+            result_retention: default_retention(),
             hub: Default::default(),
         }
     }

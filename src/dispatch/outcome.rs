@@ -36,6 +36,14 @@ pub enum State {
     Refused(Reason),
     Cancelled,
     Skipped,
+    /// An asynchronous request started on the agent; its result is
+    /// collected later (`muster status`, `muster wait`).
+    Dispatched,
+    /// Not ended yet, as `muster status` finds it: the action runs with
+    /// this pid on the agent.
+    Running {
+        pid: Option<u32>,
+    },
 }
 
 impl State {
@@ -67,6 +75,8 @@ impl State {
             State::Refused(_) => "refused",
             State::Cancelled => "cancelled",
             State::Skipped => "skipped",
+            State::Dispatched => "dispatched",
+            State::Running { .. } => "running",
         }
     }
 
@@ -85,7 +95,7 @@ impl State {
     /// The exit-status bit this state contributes.
     pub fn bit(&self) -> u8 {
         match self {
-            State::Succeeded | State::Skipped => 0,
+            State::Succeeded | State::Skipped | State::Dispatched | State::Running { .. } => 0,
             State::Failed { .. } | State::TimedOut | State::Cancelled => BIT_COMMAND,
             State::Lost(_) => BIT_WAIT,
             State::Unreachable(_) => BIT_MISSING,
@@ -110,6 +120,7 @@ impl fmt::Display for State {
             State::Failed { signal: Some(s), .. } => write!(f, "failed(signal {s})"),
             State::Failed { why: Some(w), .. } => write!(f, "failed({w})"),
             State::Lost(r) | State::Unreachable(r) | State::Refused(r) => write!(f, "{}({})", self.label(), r.detail),
+            State::Running { pid: Some(p) } => write!(f, "running(pid {p})"),
             s => f.write_str(s.label()),
         }
     }
@@ -169,8 +180,18 @@ pub fn exit_status(results: &[TargetResult]) -> u8 {
 /// the summary stays a few lines for any number of hosts and still says
 /// what to fix.
 pub fn summary(results: &[TargetResult], wall: Duration) -> String {
-    const ORDER: [&str; 8] =
-        ["succeeded", "failed", "timed-out", "lost", "unreachable", "refused", "cancelled", "skipped"];
+    const ORDER: [&str; 10] = [
+        "succeeded",
+        "dispatched",
+        "running",
+        "failed",
+        "timed-out",
+        "lost",
+        "unreachable",
+        "refused",
+        "cancelled",
+        "skipped",
+    ];
     let counts: Vec<String> = ORDER
         .iter()
         .filter_map(|label| {
@@ -186,7 +207,7 @@ pub fn summary(results: &[TargetResult], wall: Duration) -> String {
         wall.as_secs_f64()
     );
     let mut folds: Vec<(String, Vec<&TargetResult>)> = Vec::new();
-    for r in results.iter().filter(|r| !r.state.is_success()) {
+    for r in results.iter().filter(|r| !r.state.is_success() && r.state != State::Dispatched) {
         let key = r.state.folded();
         match folds.iter_mut().find(|(k, _)| *k == key) {
             Some((_, rs)) => rs.push(r),

@@ -193,6 +193,10 @@ async fn converse(
         match msg {
             Ok(Some(Message::Started { pid, .. })) => {
                 let _ = send(EventKind::Started { pid }).await;
+                if plan.request.detach {
+                    result.state = State::Dispatched;
+                    break;
+                }
             }
             Ok(Some(Message::Output { stream, bytes, .. })) => {
                 let _ = send(EventKind::Output { stream, bytes }).await;

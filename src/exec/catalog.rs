@@ -17,7 +17,18 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 /// Names served by the agent itself; no source may define them.
-pub const BUILTINS: &[&str] = &["ping", "info", "list-actions", "cancel"];
+pub const BUILTINS: &[&str] = &[
+    "ping",
+    "info",
+    "list-actions",
+    "cancel",
+    "result",
+    "rotate-serial",
+    "retire-serial",
+    "revoke-serial",
+    "renew-csr",
+    "install-cert",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {

@@ -114,6 +114,55 @@ pub fn init_ca(state: &Path, dispatcher_id: &str, days: u32) -> Result<Dispatche
     })
 }
 
+/// Create this dispatcher's identity from a CA that already exists in
+/// `ca_dir` (another dispatcher's state dir `ca/`, shared): `state/ca`
+/// becomes a link to it, so both dispatchers draw serials from the one
+/// counter under its lock. Several dispatchers of one fleet then chain to
+/// one CA root, as seed 002's multi-dispatcher model requires.
+pub fn init_from_ca(
+    state: &Path,
+    ca_dir: &Path,
+    dispatcher_id: &str,
+    days: u32,
+) -> Result<DispatcherIdentity, PkiError> {
+    check_dispatcher_id(dispatcher_id)?;
+    let layout = Layout::new(state);
+    let ca_dir = fs::canonicalize(ca_dir).map_err(|e| PkiError::io("find the CA directory", ca_dir, e))?;
+    if !exists(&ca_dir.join("ca.crt"))? {
+        return Err(PkiError::NoCa { dir: ca_dir });
+    }
+    if exists(&layout.dispatcher_json())? || fs::symlink_metadata(&layout.ca_dir).is_ok() {
+        return Err(PkiError::CaExists { dir: layout.ca_dir });
+    }
+    fs::create_dir_all(state).map_err(|e| PkiError::io("create state directory", state, e))?;
+    std::os::unix::fs::symlink(&ca_dir, &layout.ca_dir)
+        .map_err(|e| PkiError::io("link the CA into", &layout.ca_dir, e))?;
+    let issued = issue(state, Role::Dispatcher, dispatcher_id, days)?;
+    write(&layout.dispatcher_key(), issued.key_pem.as_bytes(), true)?;
+    write(&layout.dispatcher_crt(), issued.cert_pem.as_bytes(), false)?;
+    write_identity(&layout, dispatcher_id, &issued.serial)?;
+    Ok(DispatcherIdentity {
+        id: dispatcher_id.to_string(),
+        serial: issued.serial,
+        cert_pem: issued.cert_pem,
+        key_pem: issued.key_pem,
+    })
+}
+
+/// Make `cert` (issued for this dispatcher's id) its identity: the current
+/// key and certificate are kept as `dispatcher.prev.{key,crt}` (the
+/// rotation overlap still needs them), then the new ones and
+/// `dispatcher.json` are written.
+pub fn switch_dispatcher(state: &Path, id: &str, cert: &IssuedCert) -> Result<(), PkiError> {
+    let layout = Layout::new(state);
+    let (key, crt) = (layout.dispatcher_key(), layout.dispatcher_crt());
+    write(&state.join("dispatcher.prev.key"), read_text(&key)?.as_bytes(), true)?;
+    write(&state.join("dispatcher.prev.crt"), read_text(&crt)?.as_bytes(), false)?;
+    write(&key, cert.key_pem.as_bytes(), true)?;
+    write(&crt, cert.cert_pem.as_bytes(), false)?;
+    write_identity(&layout, id, &cert.serial)
+}
+
 /// Issue an agent server certificate (CN and SAN = `name`, server and client
 /// auth) signed by the CA in `state/ca`, with a fresh key and the next serial.
 pub fn issue_agent(state: &Path, name: &str, days: u32) -> Result<IssuedCert, PkiError> {

@@ -18,7 +18,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
 pub use ca::{
-    init_ca, issue_agent, issue_agent_from_csr, issue_dispatcher, DispatcherIdentity, IssuedCert, DEFAULT_CERT_DAYS,
+    init_ca, init_from_ca, issue_agent, issue_agent_from_csr, issue_dispatcher, switch_dispatcher, DispatcherIdentity,
+    IssuedCert, DEFAULT_CERT_DAYS,
 };
 pub use policy::check_agent_name;
 pub use store::load_dispatcher;

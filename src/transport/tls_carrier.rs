@@ -8,6 +8,8 @@ use super::carrier::{BoxFuture, BoxRead, BoxWrite, Dialer, OpenError, Reason, Se
 use super::tls::{self, client_reason, rustls_error};
 use super::{FrameReader, FrameWriter, TransportError};
 use crate::protocol::Role;
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,28 @@ pub struct TlsCarrier {
     /// Bounds the TCP connect, the TLS handshake and the Hello exchange.
     pub connect_timeout: Duration,
     pub max_frame: usize,
+    /// Agent certificate serials this dispatcher refuses (`muster revoke`).
+    pub revoked: HashSet<String>,
+}
+
+/// The serials in `<state>/revoked-serials` (canonical lowercase hex); an
+/// unreadable line is skipped with a warning.
+pub fn revoked_serials(state: &Path) -> HashSet<String> {
+    let text = std::fs::read_to_string(state.join("revoked-serials")).unwrap_or_default();
+    let mut out = HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        if l.is_empty() {
+            continue;
+        }
+        match crate::agent::trust::parse_serial(l) {
+            Ok(s) => {
+                out.insert(s);
+            }
+            Err(why) => tracing::warn!("{}:{}: {why}", state.join("revoked-serials").display(), n + 1),
+        }
+    }
+    out
 }
 
 impl TlsCarrier {
@@ -31,6 +55,21 @@ impl TlsCarrier {
                     OpenError::Refused(why)
                 }
             })?;
+        if !self.revoked.is_empty() {
+            let serial = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| crate::pki::cert_serial_hex(c).ok())
+                .unwrap_or_default();
+            if self.revoked.contains(&serial) {
+                return Err(OpenError::Refused(Reason::new(
+                    "agent certificate revoked",
+                    format!("{}'s certificate serial {serial} is revoked (muster revoke); pair it again", target.name),
+                )));
+            }
+        }
         let (r, w) = tokio::io::split(stream);
         let mut reader = FrameReader::new(Box::new(r) as BoxRead, self.max_frame);
         let mut writer = FrameWriter::new(Box::new(w) as BoxWrite, self.max_frame);
