@@ -33,6 +33,15 @@ pub fn seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// A number of days, 0 or more (fractions allowed), at most 3650.
+pub fn days(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of days (e.g. 30 or 0.5)"))?;
+    if !(v.is_finite() && (0.0..=3650.0).contains(&v)) {
+        return Err(format!("{s:?} must be between 0 and 3650 days"));
+    }
+    Ok(v)
+}
+
 /// A number of seconds above 0, at most 1e9.
 pub fn positive_seconds(s: &str) -> Result<Duration, String> {
     let d = seconds(s)?;
@@ -101,9 +110,9 @@ pub enum Command {
     /// Give this dispatcher a new certificate and push its serial to every agent (old one trusted for an overlap)
     #[command(name = "rotate-cert")]
     RotateCert {
-        /// Days the old serial stays trusted
-        #[arg(long, default_value_t = rotation::DEFAULT_OVERLAP_DAYS, value_name = "DAYS")]
-        overlap_days: u64,
+        /// Days the old serial stays trusted (fractions allowed)
+        #[arg(long, default_value_t = rotation::DEFAULT_OVERLAP_DAYS, value_name = "DAYS", value_parser = days)]
+        overlap_days: f64,
         /// Validity of the new certificate, days
         #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS, value_name = "DAYS")]
         days: u32,

@@ -26,7 +26,7 @@ fn report(what: &str, rows: &[(String, Result<(), String>)]) -> usize {
     failed
 }
 
-pub fn rotate(state: &Path, overlap_days: u64, days: u32, force: bool) -> Result<u8> {
+pub fn rotate(state: &Path, overlap_days: f64, days: u32, force: bool) -> Result<u8> {
     let cfg = cfg(state)?;
     let r = super::run::runtime()?.block_on(rotation::rotate(state, &cfg, overlap_days, days, force))?;
     println!(

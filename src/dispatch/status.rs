@@ -6,7 +6,7 @@
 use super::event::{Event, EventKind};
 use super::outcome::{Reason, State, TargetResult};
 use crate::agent::results::Record;
-use crate::protocol::{Message, Run};
+use crate::lifecycle::push::CallError;
 use crate::transport::carrier::{Dialer, OpenError, Target};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,49 +23,16 @@ pub enum Fetched {
 }
 
 async fn fetch_one(dialer: &dyn Dialer, t: &Target, request_id: &str, limit: Duration) -> Fetched {
-    let mut s = match dialer.open(t).await {
-        Ok(s) => s,
-        Err(OpenError::Unreachable(w)) => return Fetched::Failed(State::Unreachable(w)),
-        Err(OpenError::Refused(w)) => return Fetched::Failed(State::Refused(w)),
-    };
-    let run = Run {
-        id: 1,
-        request_id: crate::cli::request_id(),
-        action: "result".into(),
-        args: vec![request_id.to_string()],
-        username: String::new(),
-        token: None,
-        timeout_ms: None,
-        detach: false,
-    };
-    let lost = |why: String| Fetched::Failed(State::Unreachable(Reason::new("connection lost", why)));
-    if let Err(e) = s.writer.write(&Message::Run(run)).await {
-        return lost(e.to_string());
+    match crate::lifecycle::push::call(dialer, t, "result", &[request_id.to_string()], limit).await {
+        Ok(a) if a.exit == 0 => match serde_json::from_slice::<Record>(&a.out) {
+            Ok(r) => Fetched::Record(Box::new(r)),
+            Err(e) => Fetched::Failed(State::Refused(Reason::new("bad answer", format!("unreadable result: {e}")))),
+        },
+        Ok(a) => Fetched::NotFound(a.text()),
+        Err(CallError::Open(OpenError::Unreachable(w))) => Fetched::Failed(State::Unreachable(w)),
+        Err(CallError::Open(OpenError::Refused(w))) => Fetched::Failed(State::Refused(w)),
+        Err(CallError::Failed(w)) => Fetched::Failed(State::Unreachable(Reason::new("connection lost", w))),
     }
-    let mut out = Vec::new();
-    let answer = loop {
-        match tokio::time::timeout(limit, s.reader.read()).await {
-            Ok(Ok(Some(Message::Output { bytes, .. }))) => out.extend_from_slice(&bytes),
-            Ok(Ok(Some(Message::Finished(f)))) if f.exit == Some(0) => {
-                break match serde_json::from_slice::<Record>(&out) {
-                    Ok(r) => Fetched::Record(Box::new(r)),
-                    Err(e) => {
-                        Fetched::Failed(State::Refused(Reason::new("bad answer", format!("unreadable result: {e}"))))
-                    }
-                }
-            }
-            Ok(Ok(Some(Message::Finished(_)))) => {
-                break Fetched::NotFound(String::from_utf8_lossy(&out).trim().to_string())
-            }
-            Ok(Ok(Some(Message::Refused { reason, .. }))) => break Fetched::Failed(State::from_refusal(&reason)),
-            Ok(Ok(Some(_))) => {}
-            Ok(Ok(None)) => break lost("the agent closed the connection".into()),
-            Ok(Err(e)) => break lost(e.to_string()),
-            Err(_) => break lost(format!("no answer within {limit:?}")),
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), s.close()).await;
-    answer
 }
 
 /// Ask every target, at most `fanout` at once; answers in target order.

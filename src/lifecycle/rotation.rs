@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Default overlap of the old and new serial, days.
-pub const DEFAULT_OVERLAP_DAYS: u64 = 30;
+pub const DEFAULT_OVERLAP_DAYS: f64 = 30.0;
 
 /// One agent's part in a rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +137,7 @@ fn now_s() -> u64 {
 pub async fn rotate(
     state: &Path,
     cfg: &DispatcherConfig,
-    overlap_days: u64,
+    overlap_days: f64,
     days: u32,
     force: bool,
 ) -> Result<Rotated, LifecycleError> {
@@ -164,7 +164,8 @@ pub async fn rotate(
     .await;
     crate::pki::switch_dispatcher(state, &me.id, &new)?;
     let now = now_s();
-    let overlap_until_s = now.saturating_add(overlap_days.saturating_mul(86_400));
+    let overlap_days = if overlap_days.is_finite() { overlap_days.clamp(0.0, 3650.0) } else { 0.0 };
+    let overlap_until_s = now.saturating_add((overlap_days * 86_400.0).round() as u64);
     let mut rotation = Rotation {
         dispatcher_id: me.id.clone(),
         current: new.serial.clone(),

@@ -155,6 +155,7 @@ pub fn init_from_ca(
 /// `dispatcher.json` are written.
 pub fn switch_dispatcher(state: &Path, id: &str, cert: &IssuedCert) -> Result<(), PkiError> {
     let layout = Layout::new(state);
+    let _lock = super::store::lock_identity(state, true)?;
     let (key, crt) = (layout.dispatcher_key(), layout.dispatcher_crt());
     write(&state.join("dispatcher.prev.key"), read_text(&key)?.as_bytes(), true)?;
     write(&state.join("dispatcher.prev.crt"), read_text(&crt)?.as_bytes(), false)?;

@@ -69,6 +69,7 @@ pub(super) fn write_identity(layout: &Layout, id: &str, serial: &str) -> Result<
 /// Load the dispatcher identity written by [`init_ca`](super::init_ca).
 pub fn load_dispatcher(state: &Path) -> Result<DispatcherIdentity, PkiError> {
     let layout = Layout::new(state);
+    let _lock = if state.join("dispatcher.json").exists() { Some(lock_identity(state, false)?) } else { None };
     let bad = |detail: String| PkiError::BadIdentity { dir: state.to_path_buf(), detail };
     let json_path = layout.dispatcher_json();
     let json = match fs::read_to_string(&json_path) {
@@ -120,6 +121,23 @@ pub(super) fn next_serial(layout: &Layout) -> Result<u64, PkiError> {
 }
 
 /// Open and exclusively lock `ca/serial.lock`; the lock ends when the file is dropped.
+/// A lock on the dispatcher's identity files (key, certificate,
+/// `dispatcher.json`): shared while one process reads them, exclusive while
+/// a rotation replaces them, so no reader ever sees a half-switched set.
+pub(crate) fn lock_identity(state: &Path, exclusive: bool) -> Result<fs::File, PkiError> {
+    let path = state.join("identity.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| PkiError::io("open lock file", &path, e))?;
+    let locked = if exclusive { file.lock() } else { file.lock_shared() };
+    locked.map_err(|e| PkiError::io("lock", &path, e))?;
+    Ok(file)
+}
+
 pub(super) fn lock_serial(layout: &Layout) -> Result<fs::File, PkiError> {
     let path = layout.serial_lock();
     let file = fs::OpenOptions::new()
