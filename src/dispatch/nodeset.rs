@@ -14,6 +14,22 @@ pub const MAX_SPEC_LEN: usize = 64 * 1024;
 /// Most bytes the expanded names of one spec may add up to (16 MiB).
 pub const MAX_NAME_BYTES: u64 = 16 << 20;
 
+/// How much one spec may cost; [`expand`] uses [`Bounds::DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Names, counted before duplicates are removed.
+    pub max_names: u64,
+    /// Spec length in bytes.
+    pub max_spec_len: usize,
+    /// Bytes of all names added up.
+    pub max_name_bytes: u64,
+}
+
+impl Bounds {
+    pub const DEFAULT: Bounds =
+        Bounds { max_names: MAX_NAMES, max_spec_len: MAX_SPEC_LEN, max_name_bytes: MAX_NAME_BYTES };
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NodeSetError {
     #[error("empty node set; expected names such as \"web[01-20],db1\"")]
@@ -36,12 +52,12 @@ pub enum NodeSetError {
     TooLarge { element: String, bound: String },
     #[error("range {range:?} in {element:?} runs downwards; write the lower bound first")]
     Descending { element: String, range: String },
-    #[error("{spec:?} expands to more than {MAX_NAMES} names; split it into smaller node sets")]
-    TooMany { spec: String },
-    #[error("node set of {len} bytes is longer than {MAX_SPEC_LEN}; use ranges (web[001-500]) or split it")]
-    TooLong { len: usize },
-    #[error("{spec:?} expands to more than {MAX_NAME_BYTES} bytes of names; use shorter names or split it")]
-    TooBig { spec: String },
+    #[error("{spec:?} expands to more than {max} names; split it into smaller node sets")]
+    TooMany { spec: String, max: u64 },
+    #[error("node set of {len} bytes is longer than {max}; use ranges (web[001-500]) or split it")]
+    TooLong { len: usize, max: usize },
+    #[error("{spec:?} expands to more than {max} bytes of names; use shorter names or split it")]
+    TooBig { spec: String, max: u64 },
     #[error("whitespace inside {element:?}; separate node names with commas")]
     Whitespace { element: String },
 }
@@ -78,8 +94,14 @@ enum Part {
 /// [`MAX_NAME_BYTES`], is refused (`TooLong`, `TooBig`), so one spec costs
 /// at most a few tens of MiB and milliseconds.
 pub fn expand(spec: &str) -> Result<Vec<String>, NodeSetError> {
-    if spec.len() > MAX_SPEC_LEN {
-        return Err(NodeSetError::TooLong { len: spec.len() });
+    expand_within(spec, Bounds::DEFAULT)
+}
+
+/// [`expand`] with other bounds (a smaller budget for fuzzing, say); the
+/// syntax and the result within the bounds are the same.
+pub fn expand_within(spec: &str, bounds: Bounds) -> Result<Vec<String>, NodeSetError> {
+    if spec.len() > bounds.max_spec_len {
+        return Err(NodeSetError::TooLong { len: spec.len(), max: bounds.max_spec_len });
     }
     if spec.trim().is_empty() {
         return Err(NodeSetError::Empty);
@@ -99,12 +121,12 @@ pub fn expand(spec: &str) -> Result<Vec<String>, NodeSetError> {
             }
         });
         total = total.saturating_add(count);
-        if total > MAX_NAMES {
-            return Err(NodeSetError::TooMany { spec: spec.into() });
+        if total > bounds.max_names {
+            return Err(NodeSetError::TooMany { spec: spec.into(), max: bounds.max_names });
         }
         bytes = bytes.saturating_add(count.saturating_mul(longest_name(&parts)));
-        if bytes > MAX_NAME_BYTES {
-            return Err(NodeSetError::TooBig { spec: spec.into() });
+        if bytes > bounds.max_name_bytes {
+            return Err(NodeSetError::TooBig { spec: spec.into(), max: bounds.max_name_bytes });
         }
         elements.push(parts);
     }
@@ -379,7 +401,7 @@ mod tests {
     #[test]
     fn work_is_bounded_before_generating() {
         let long = "a".repeat(MAX_SPEC_LEN + 1);
-        assert_eq!(expand(&long), Err(NodeSetError::TooLong { len: MAX_SPEC_LEN + 1 }));
+        assert_eq!(expand(&long), Err(NodeSetError::TooLong { len: MAX_SPEC_LEN + 1, max: MAX_SPEC_LEN }));
         let msg = expand(&long).unwrap_err().to_string();
         assert!(msg.starts_with(&format!("node set of {} bytes is longer than 65536", MAX_SPEC_LEN + 1)), "{msg}");
         assert_eq!(expand(&"a".repeat(MAX_SPEC_LEN)).unwrap().len(), 1, "exactly the limit is fine");
@@ -398,6 +420,11 @@ mod tests {
             assert!(expand(&long).is_err());
         }
         assert!(t0.elapsed() < std::time::Duration::from_secs(1), "refusals are cheap: {:?}", t0.elapsed());
+        let small = Bounds { max_names: 10, max_spec_len: 20, max_name_bytes: 30 };
+        assert_eq!(expand_within("n[1-10]", small).unwrap(), expand("n[1-10]").unwrap());
+        assert_eq!(expand_within("n[1-11]", small), Err(NodeSetError::TooMany { spec: "n[1-11]".into(), max: 10 }));
+        assert!(matches!(expand_within("abcdefghijkl[1-3]", small), Err(NodeSetError::TooBig { max: 30, .. })));
+        assert!(matches!(expand_within(&"a".repeat(21), small), Err(NodeSetError::TooLong { len: 21, max: 20 })));
     }
 
     fn folds(names: &str, want: &str) {
