@@ -36,9 +36,11 @@ fn twenty_concurrent_signings_give_twenty_serials() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let list = json(&f.muster(&["agents", "list", "--json"]));
-    let serials: HashSet<String> = list.as_array().unwrap().iter().map(|e| e["serial"].as_str().unwrap().to_string()).collect();
+    let serials: HashSet<String> =
+        list.as_array().unwrap().iter().map(|e| e["serial"].as_str().unwrap().to_string()).collect();
     assert_eq!(serials.len(), 20, "{list}");
-    let me: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.state.join("dispatcher.json")).unwrap()).unwrap();
+    let me: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state.join("dispatcher.json")).unwrap()).unwrap();
     assert!(!serials.contains(me["serial"].as_str().unwrap()));
 }
 
@@ -109,7 +111,8 @@ fn async_runs_survive_their_dispatcher_and_are_owner_gated() {
     // Start it; the dispatcher process is gone as soon as the run started.
     let out = f.run("a1", &["--async"], &["slow"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let id = stdout(&out).lines().find_map(|l| l.strip_prefix("request ")).unwrap().split(' ').next().unwrap().to_string();
+    let id =
+        stdout(&out).lines().find_map(|l| l.strip_prefix("request ")).unwrap().split(' ').next().unwrap().to_string();
     let st = f.muster(&["status", &id, "--output", "json"]);
     assert_eq!(ends(&st)["a1"]["state"], "running", "{}", stdout(&st));
     let w = f.muster(&["wait", &id, "--output", "json", "--timeout", "30"]);
@@ -121,11 +124,19 @@ fn async_runs_survive_their_dispatcher_and_are_owner_gated() {
 
     // A second dispatcher of the same CA, paired to the same agent, gets not-found.
     let d2 = f.path("d2");
-    let init = Command::new(BIN).arg("--state-dir").arg(&d2).args(["ca", "init", "--id", "second"]).arg("--ca").arg(f.state.join("ca")).output().unwrap();
+    let init = Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&d2)
+        .args(["ca", "init", "--id", "second"])
+        .arg("--ca")
+        .arg(f.state.join("ca"))
+        .output()
+        .unwrap();
     assert!(init.status.success(), "{}", stderr(&init));
     let entry = muster::dispatch::registry::load(&f.state, "a1").unwrap().unwrap();
     muster::dispatch::registry::save(&d2, &entry).unwrap();
-    let me2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d2.join("dispatcher.json")).unwrap()).unwrap();
+    let me2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d2.join("dispatcher.json")).unwrap()).unwrap();
     let map = f.agents[0].dir.join("dispatchers");
     let mut text = std::fs::read_to_string(&map).unwrap();
     text.push_str(&format!("{} second\n", me2["serial"].as_str().unwrap()));
@@ -134,7 +145,8 @@ fn async_runs_survive_their_dispatcher_and_are_owner_gated() {
     wait_for(Duration::from_secs(5), "the reload", || f.log(0).contains("2 trusted dispatchers"));
     std::fs::create_dir_all(d2.join("runs")).unwrap();
     std::fs::copy(f.state.join(format!("runs/{id}.json")), d2.join(format!("runs/{id}.json"))).unwrap();
-    let other = Command::new(BIN).arg("--state-dir").arg(&d2).args(["status", &id, "--output", "json"]).output().unwrap();
+    let other =
+        Command::new(BIN).arg("--state-dir").arg(&d2).args(["status", &id, "--output", "json"]).output().unwrap();
     assert_eq!(code(&other), 16, "{}", stderr(&other));
     let e = &ends(&other)["a1"];
     assert_eq!(e["reason"], "not found", "{e}");
@@ -154,7 +166,9 @@ fn results_and_run_records_are_pruned_after_their_retention() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let runs = f.agents[0].dir.join("runs");
     wait_for(Duration::from_secs(10), "the agent to prune its result", || {
-        std::fs::read_dir(&runs).map(|d| d.flatten().all(|sub| std::fs::read_dir(sub.path()).map(|x| x.count()).unwrap_or(0) == 0)).unwrap_or(false)
+        std::fs::read_dir(&runs)
+            .map(|d| d.flatten().all(|sub| std::fs::read_dir(sub.path()).map(|x| x.count()).unwrap_or(0) == 0))
+            .unwrap_or(false)
     });
     wait_for(Duration::from_secs(5), "the record to age", || {
         code(&f.muster(&["maintain"])) == 0 && std::fs::read_dir(f.state.join("runs")).unwrap().count() == 0
@@ -175,8 +189,16 @@ fn revoked_serials_are_refused_both_ways() {
     assert_eq!(ends(&out)["a1"]["reason"], "agent certificate revoked", "{}", ends(&out)["a1"]);
     // Agents refuse a revoked dispatcher: a second dispatcher, trusted, then revoked.
     let d2 = f.path("d2");
-    assert!(Command::new(BIN).arg("--state-dir").arg(&d2).args(["ca", "init", "--id", "second", "--ca"]).arg(f.state.join("ca")).status().unwrap().success());
-    let me2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d2.join("dispatcher.json")).unwrap()).unwrap();
+    assert!(Command::new(BIN)
+        .arg("--state-dir")
+        .arg(&d2)
+        .args(["ca", "init", "--id", "second", "--ca"])
+        .arg(f.state.join("ca"))
+        .status()
+        .unwrap()
+        .success());
+    let me2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d2.join("dispatcher.json")).unwrap()).unwrap();
     let serial2 = me2["serial"].as_str().unwrap().to_string();
     let map = f.agents[1].dir.join("dispatchers");
     let text = std::fs::read_to_string(&map).unwrap();
@@ -185,7 +207,14 @@ fn revoked_serials_are_refused_both_ways() {
     wait_for(Duration::from_secs(5), "the reload", || f.log(1).contains("2 trusted dispatchers"));
     let entry = muster::dispatch::registry::load(&f.state, "a2").unwrap().unwrap();
     muster::dispatch::registry::save(&d2, &entry).unwrap();
-    let as2 = || Command::new(BIN).arg("--state-dir").arg(&d2).args(["run", "a2", "--output", "json", "--", "t"]).output().unwrap();
+    let as2 = || {
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&d2)
+            .args(["run", "a2", "--output", "json", "--", "t"])
+            .output()
+            .unwrap()
+    };
     assert_eq!(code(&as2()), 0, "trusted before the revocation");
     let r = f.muster(&["revoke", &serial2]);
     assert_eq!(code(&r), 0, "{}", stderr(&r));
@@ -195,7 +224,8 @@ fn revoked_serials_are_refused_both_ways() {
     assert!(ends(&out)["a2"]["detail"].as_str().unwrap().contains("revoked"), "{}", ends(&out)["a2"]);
     assert_eq!(code(&f.run("a2", &[], &["t"])), 0, "the first dispatcher is still trusted");
     // Its own serial is not revocable.
-    let me: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.state.join("dispatcher.json")).unwrap()).unwrap();
+    let me: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state.join("dispatcher.json")).unwrap()).unwrap();
     assert_eq!(code(&f.muster(&["revoke", me["serial"].as_str().unwrap()])), 1);
 }
 
@@ -230,7 +260,10 @@ fn self_check_names_each_failure() {
     std::fs::write(f.agents[0].dir.join("scripts.conf"), "t = /nonexistent/script\n").unwrap();
     std::fs::write(f.agents[0].dir.join("dispatchers"), "").unwrap();
     let other = f.path("other");
-    assert!(f.muster(&["ca", "issue-agent", "b1", "--addr", "127.0.0.1:1", "--out", other.to_str().unwrap()]).status.success());
+    assert!(f
+        .muster(&["ca", "issue-agent", "b1", "--addr", "127.0.0.1:1", "--out", other.to_str().unwrap()])
+        .status
+        .success());
     std::fs::copy(other.join("agent.key"), f.agents[0].dir.join("agent.key")).unwrap();
     let bad = check();
     assert_eq!(code(&bad), 1);
@@ -249,14 +282,29 @@ fn two_dispatcher_instances_on_one_state_dir_interleave_safely() {
     }
     f.start_all();
     let spawn = |args: &[&str]| {
-        Command::new(BIN).arg("--state-dir").arg(&f.state).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&f.state)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     };
     // Runs, enrolments and rotations from two instances at once.
     let mut jobs = Vec::new();
     for (i, action) in ["t", "u"].iter().enumerate() {
         // (The same action on the same host twice would be refused: the lock files are shared too.)
         jobs.push(spawn(&["run", "all", "--output", "json", "--", action]));
-        jobs.push(spawn(&["ca", "issue-agent", &format!("x{i}"), "--addr", "127.0.0.1:1", "--out", f.path(&format!("x{i}")).to_str().unwrap()]));
+        jobs.push(spawn(&[
+            "ca",
+            "issue-agent",
+            &format!("x{i}"),
+            "--addr",
+            "127.0.0.1:1",
+            "--out",
+            f.path(&format!("x{i}")).to_str().unwrap(),
+        ]));
         jobs.push(spawn(&["rotate-cert", "--overlap-days", "1"]));
     }
     let outs: Vec<_> = jobs.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
@@ -268,10 +316,13 @@ fn two_dispatcher_instances_on_one_state_dir_interleave_safely() {
     }
     // Every file is whole and every serial distinct.
     let list = json(&f.muster(&["agents", "list", "--json"]));
-    let mut serials: Vec<String> = list.as_array().unwrap().iter().map(|e| e["serial"].as_str().unwrap().to_string()).collect();
-    let me: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.state.join("dispatcher.json")).unwrap()).unwrap();
+    let mut serials: Vec<String> =
+        list.as_array().unwrap().iter().map(|e| e["serial"].as_str().unwrap().to_string()).collect();
+    let me: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state.join("dispatcher.json")).unwrap()).unwrap();
     serials.push(me["serial"].as_str().unwrap().to_string());
-    let rot: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.state.join("rotation.json")).unwrap()).unwrap();
+    let rot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.state.join("rotation.json")).unwrap()).unwrap();
     serials.push(rot["previous"].as_str().unwrap().to_string());
     let unique: HashSet<&String> = serials.iter().collect();
     assert_eq!(unique.len(), serials.len(), "{serials:?}");

@@ -42,9 +42,7 @@ pub fn tls_carrier(state: &Path, cfg: &DispatcherConfig) -> Result<TlsCarrier> {
 
 /// A fresh fleet-wide request id: 16 lowercase hex digits.
 pub fn request_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::hexstr::random(8)
 }
 
 /// The request the arguments describe.
