@@ -23,6 +23,20 @@ pub fn run(agent: &Agent, name: &str, args: &[String], peer: &Peer) -> Option<(i
             [id] => (2, format!("no running request {id} of this dispatcher\n").into_bytes()),
             _ => (2, b"usage: cancel REQUEST-ID\n".to_vec()),
         },
+        "kill" => match args {
+            [what] if what == "agent" => {
+                tracing::warn!(dispatcher = %dispatcher, "kill agent: killing every action and exiting");
+                tokio::spawn(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    crate::exec::groups::kill_all();
+                    std::process::exit(0);
+                });
+                (0, b"killing the agent\n".to_vec())
+            }
+            [id] if agent.kill(id, dispatcher) => (0, format!("killed the processes of {id}\n").into_bytes()),
+            [id] => (2, format!("no running process of request {id} of this dispatcher\n").into_bytes()),
+            _ => (2, b"usage: kill REQUEST-ID | kill agent\n".to_vec()),
+        },
         "result" => match args {
             [id] => match agent.results.fetch(dispatcher, id) {
                 Some(r) => (0, json_line(&serde_json::to_value(&r).unwrap_or_default())),

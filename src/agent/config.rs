@@ -91,6 +91,14 @@ pub struct AgentConfig {
     /// last change (default one day).
     #[serde(default = "default_result_retention", deserialize_with = "settings::whole_seconds")]
     pub result_retention: u64,
+    /// Directories under which `read-file`, `write-file`, `muster put` and
+    /// `muster get` may read and write (absolute, or relative to this
+    /// file's directory); none by default.
+    #[serde(default)]
+    pub file_roots: Vec<PathBuf>,
+    /// Largest file read or written, bytes (default 1 GiB).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
     /// Serve dispatchers over mutual TLS on `listen`.
     #[serde(default = "default_true")]
     pub tls: bool,
@@ -126,6 +134,9 @@ fn default_hook_timeout() -> u64 {
 }
 fn default_handshake_timeout() -> u64 {
     10
+}
+fn default_max_file_bytes() -> u64 {
+    1 << 30
 }
 fn default_result_retention() -> u64 {
     86_400
@@ -178,6 +189,7 @@ impl AgentConfig {
         c.run_dirs = c.run_dirs.iter().map(|p| resolve(base, p)).collect();
         c.action_roots = c.action_roots.iter().map(|p| resolve(base, p)).collect();
         c.hook = c.hook.as_deref().map(|p| resolve(base, p));
+        c.file_roots = c.file_roots.iter().map(|p| resolve(base, p)).collect();
         if let Some(h) = c.hub.as_mut() {
             h.resolve(base);
         }

@@ -217,6 +217,10 @@ impl HubAgent {
             match request::admit(&self.agent, &peer, &run) {
                 Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
                 Ok(Admitted::Builtin(exit, out)) => request::answer_builtin(&run, exit, out, &tx).await,
+                Ok(Admitted::ReadFile(_)) => {
+                    let why = Refusal::FileError("files are read over direct sessions (mTLS, SSH), not the hub".into());
+                    request::refuse(&peer, &run, why, &tx).await
+                }
                 Ok(Admitted::Action { steps, args }) => match request::claim(&self.agent, &peer, &run) {
                     Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
                     Ok(claim) => {

@@ -10,6 +10,7 @@
 
 pub mod builtins;
 pub mod config;
+pub mod files;
 pub mod hub;
 pub mod pki_builtins;
 pub mod request;
@@ -17,6 +18,7 @@ pub mod results;
 pub mod self_check;
 pub mod server;
 pub mod session;
+pub mod stdio;
 pub mod swarm;
 pub mod trust;
 pub mod trust_edit;
@@ -61,6 +63,8 @@ pub enum LoadWarning {
 struct Running {
     dispatcher: String,
     cancel: watch::Sender<bool>,
+    /// The process group of the step running now (0 before it starts).
+    pgid: Arc<std::sync::atomic::AtomicU32>,
 }
 
 pub struct Agent {
@@ -171,13 +175,37 @@ impl Agent {
     }
 
     /// Register a running request; false if the id is already running.
-    pub(crate) fn register(&self, request_id: &str, dispatcher: &str, cancel: watch::Sender<bool>) -> bool {
+    pub(crate) fn register(
+        &self,
+        request_id: &str,
+        dispatcher: &str,
+        cancel: watch::Sender<bool>,
+        pgid: Arc<std::sync::atomic::AtomicU32>,
+    ) -> bool {
         let Ok(mut map) = self.running.lock() else { return false };
         if map.contains_key(request_id) {
             return false;
         }
-        map.insert(request_id.into(), Running { dispatcher: dispatcher.into(), cancel });
+        map.insert(request_id.into(), Running { dispatcher: dispatcher.into(), cancel, pgid });
         true
+    }
+
+    /// Kill a running request of `dispatcher` at once: SIGKILL to the
+    /// process group of its current step (no grace). False when it does not
+    /// run, is another dispatcher's, or has no process yet.
+    pub fn kill(&self, request_id: &str, dispatcher: &str) -> bool {
+        let Ok(map) = self.running.lock() else { return false };
+        match map.get(request_id) {
+            Some(r) if r.dispatcher == dispatcher => {
+                let pgid = r.pgid.load(Ordering::Acquire);
+                let _ = r.cancel.send(true);
+                if pgid > 1 {
+                    crate::exec::runner::signal_group(pgid, libc::SIGKILL);
+                }
+                pgid > 1
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn unregister(&self, request_id: &str) {

@@ -29,6 +29,8 @@ pub enum Admitted {
     Builtin(i32, Vec<u8>),
     /// An action: its steps and the argument vector they get.
     Action { steps: Vec<PathBuf>, args: Vec<String> },
+    /// `read-file PATH`: the file's bytes, streamed.
+    ReadFile(String),
 }
 
 /// A held run slot and registration; dropping it frees both.
@@ -37,6 +39,7 @@ pub struct Claim {
     request_id: String,
     _slot: Slot,
     cancel: watch::Receiver<bool>,
+    pgid: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Claim {
@@ -73,6 +76,12 @@ fn check_args(args: &[String]) -> Result<(), String> {
 pub fn admit(agent: &Agent, peer: &Peer, run: &Run) -> Result<Admitted, Refusal> {
     protocol::check_action_name(&run.action).map_err(|e| Refusal::BadName(e.to_string()))?;
     check_args(&run.args).map_err(Refusal::BadArgs)?;
+    if run.action == "read-file" {
+        return match run.args.as_slice() {
+            [path] => Ok(Admitted::ReadFile(path.clone())),
+            _ => Err(Refusal::BadArgs("usage: read-file ABSOLUTE-PATH".into())),
+        };
+    }
     if let Some((exit, out)) = builtins::run(agent, &run.action, &run.args, peer) {
         return Ok(Admitted::Builtin(exit, out));
     }
@@ -94,10 +103,11 @@ pub fn claim(agent: &Arc<Agent>, peer: &Peer, run: &Run) -> Result<Claim, Refusa
     }
     let slot = agent.try_acquire().ok_or(Refusal::Busy { limit: agent.cfg.max_concurrent })?;
     let (tx, rx) = watch::channel(false);
-    if !agent.register(&run.request_id, &peer.dispatcher, tx) {
+    let pgid = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    if !agent.register(&run.request_id, &peer.dispatcher, tx, pgid.clone()) {
         return Err(Refusal::DuplicateId);
     }
-    Ok(Claim { agent: agent.clone(), request_id: run.request_id.clone(), _slot: slot, cancel: rx })
+    Ok(Claim { agent: agent.clone(), request_id: run.request_id.clone(), _slot: slot, cancel: rx, pgid })
 }
 
 /// Answer a builtin: `Started`, its output, `Finished`.
@@ -126,6 +136,15 @@ pub fn record(agent: &Arc<Agent>, peer: &Peer, run: &Run, session: mpsc::Sender<
         }
     });
     tx
+}
+
+/// Stream a file for a claimed `read-file` request.
+pub async fn read_file(agent: Arc<Agent>, peer: Peer, run: Run, path: String, claim: Claim, tx: mpsc::Sender<Message>) {
+    match super::files::read(&agent, run.id, &path, &tx).await {
+        Ok(()) => log(&peer, &run, &format!("read {path}"), Duration::ZERO),
+        Err(reason) => refuse(&peer, &run, reason, &tx).await,
+    }
+    drop(claim);
 }
 
 /// Send a refusal and log it.
@@ -218,6 +237,7 @@ pub async fn execute(
         stdin: ctx.to_string().into_bytes(),
         env,
         workdir: agent.cfg.state_dir.join("work").join(safe_dir_name(&run.request_id)),
+        pgid: Some(claim.pgid.clone()),
         limits: Limits {
             timeout: timeout.min(agent.cfg.max_timeout()),
             grace: agent.cfg.grace(),

@@ -85,6 +85,7 @@ where
     let mut ids: HashMap<u64, String> = HashMap::new();
     // asynchronous requests: kept running when the session ends
     let mut detached: HashSet<String> = HashSet::new();
+    let mut writes = super::files::Writes::default();
     let idle = agent.cfg.idle_timeout();
     let stopping = agent.stopping();
     let mut lost = false;
@@ -127,6 +128,13 @@ where
                 match request::admit(&agent, &peer, &run) {
                     Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
                     Ok(Admitted::Builtin(exit, out)) => request::answer_builtin(&run, exit, out, &tx).await,
+                    Ok(Admitted::ReadFile(path)) => match request::claim(&agent, &peer, &run) {
+                        Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
+                        Ok(claim) => {
+                            let task = request::read_file(agent.clone(), peer.clone(), run, path, claim, tx.clone());
+                            agent.spawn_request(task);
+                        }
+                    },
                     Ok(Admitted::Action { steps, args }) => match request::claim(&agent, &peer, &run) {
                         Err(reason) => request::refuse(&peer, &run, reason, &tx).await,
                         Ok(claim) => {
@@ -151,6 +159,11 @@ where
             Message::Ping { id } => {
                 let _ = tx.send(Message::Pong { id }).await;
             }
+            Message::WriteFile(w) => {
+                if let Some(answer) = writes.chunk(&agent, w).await {
+                    let _ = tx.send(answer).await;
+                }
+            }
             other => {
                 let message = format!("unexpected message from a dispatcher: {other:?}");
                 let _ = tx.send(Message::Error { message }).await;
@@ -167,6 +180,7 @@ where
             agent.cancel(rid, &peer.dispatcher);
         }
     }
+    writes.abandon_all().await;
     drop(tx);
     let _ = done_tx.send(());
     let _ = write_task.await;

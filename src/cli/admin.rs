@@ -44,12 +44,16 @@ pub fn ca(state: &Path, cmd: CaCmd) -> Result<u8> {
     Ok(0)
 }
 
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "dispatcher".into())
+pub use crate::state::hostname;
+
+/// `muster agent stdio`.
+pub fn agent_stdio(config: Option<&Path>) -> Result<u8> {
+    let cfg = crate::agent::stdio::config(config)?;
+    let agent = Arc::new(Agent::new(cfg).map_err(|e| anyhow!(e))?);
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    rt.block_on(crate::agent::stdio::serve(agent));
+    Ok(0)
 }
 
 pub fn agent_serve(config: &Path) -> Result<u8> {

@@ -7,6 +7,7 @@ mod hub;
 mod pair;
 mod requests;
 mod run;
+mod ssh;
 mod trust;
 pub use run::{dispatch_plan, request_id, tls_carrier};
 
@@ -198,6 +199,12 @@ pub enum AgentCmd {
     },
     /// Ask a dispatcher for a certificate (pairing on port 7444) and write the agent's directory
     Pair(pair::AgentPairArgs),
+    /// Serve the agent protocol on stdin/stdout (what `--via ssh` starts on a host)
+    Stdio {
+        /// An agent config (default: shell allowed, files anywhere, state in ~/.local/state/muster-agent)
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Check an agent's config, key, certificate, allowlist, trusted map and listen address
     #[command(name = "self-check")]
     SelfCheck {
@@ -286,8 +293,15 @@ pub struct RunArgs {
     /// the result (collect it with `muster status ID` or `muster wait ID`)
     #[arg(long = "async")]
     pub detach: bool,
-    /// The action, then its arguments
-    #[arg(last = true, required = true, num_args = 1..)]
+    /// Run this catalog action; the words after -- are then its arguments (over SSH the words
+    /// after -- are otherwise one shell command line)
+    #[arg(long, value_name = "NAME")]
+    pub action: Option<String>,
+    /// SSH: do not copy the agent to hosts that lack it (they end refused)
+    #[arg(long)]
+    pub no_install: bool,
+    /// The action, then its arguments (over SSH: a shell command line)
+    #[arg(last = true, num_args = 1..)]
     pub command: Vec<String>,
 }
 
@@ -295,6 +309,7 @@ pub struct RunArgs {
 pub enum Via {
     Tls,
     Hub,
+    Ssh,
 }
 
 /// Parse the command line, run it, return the exit status. Usage errors
@@ -312,6 +327,7 @@ pub fn main() -> ExitCode {
         Command::Ca(c) => admin::ca(&state, c),
         Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
         Command::Agent(AgentCmd::Pair(a)) => pair::agent_pair(a),
+        Command::Agent(AgentCmd::Stdio { config }) => admin::agent_stdio(config.as_deref()),
         Command::Pair(c) => pair::pair(&state, c),
         Command::Status(a) => requests::status(&state, a),
         Command::Wait(a) => requests::wait(&state, a),

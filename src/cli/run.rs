@@ -47,11 +47,20 @@ pub fn request_id() -> String {
 
 /// The request the arguments describe.
 pub(super) fn request(a: &RunArgs, cfg: &DispatcherConfig) -> Result<Request> {
-    let (action, args) = a.command.split_first().ok_or_else(|| anyhow!("no action given after --"))?;
+    let (action, args) = match (&a.action, a.via) {
+        (Some(name), _) => (name.clone(), a.command.clone()),
+        (None, super::Via::Ssh) if !a.command.is_empty() => ("shell".to_string(), vec![a.command.join(" ")]),
+        (None, _) => {
+            let (action, args) = a.command.split_first().ok_or_else(|| {
+                anyhow!("no action given: put it after --, as in `muster run {} -- ACTION [ARGS...]`", a.targets)
+            })?;
+            (action.clone(), args.to_vec())
+        }
+    };
     Ok(Request {
         request_id: request_id(),
-        action: action.clone(),
-        args: args.to_vec(),
+        action,
+        args,
         username: a.username.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into()),
         token: a.token.clone().or_else(|| std::env::var("MUSTER_TOKEN").ok()),
         timeout: a.timeout.unwrap_or(Duration::from_secs(cfg.default_timeout)),
@@ -112,8 +121,10 @@ pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode) -> Result<Outcome
 
 pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
-    if a.via == super::Via::Hub {
-        return super::hub::run(state, &cfg, a);
+    match a.via {
+        super::Via::Hub => return super::hub::run(state, &cfg, a),
+        super::Via::Ssh => return super::ssh::run(state, &cfg, a),
+        super::Via::Tls => {}
     }
     let resolved = resolve(state, &a.targets, &a.tags)?;
     let carrier = tls_carrier(state, &cfg)?;

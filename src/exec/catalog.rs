@@ -28,6 +28,9 @@ pub const BUILTINS: &[&str] = &[
     "revoke-serial",
     "renew-csr",
     "install-cert",
+    "read-file",
+    "write-file",
+    "kill",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

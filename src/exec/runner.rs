@@ -37,6 +37,9 @@ pub struct Job {
     /// Created before the first step and removed after the last.
     pub workdir: PathBuf,
     pub limits: Limits,
+    /// Where to publish the process group of the step running now, so the
+    /// request can be killed from outside (`kill`).
+    pub pgid: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// How long to keep reading pipes after a step ended (a process that left
@@ -125,6 +128,9 @@ async fn run_step(
     };
     let Spawned { mut child, pid, stdout, stderr, .. } = spawned;
     let _tracked = super::groups::track(pid);
+    if let Some(p) = &job.pgid {
+        p.store(pid, Ordering::Release);
+    }
     if first {
         let _ = events.send(Message::Started { id: job.id, pid }).await;
     }
@@ -249,6 +255,7 @@ mod tests {
             env: vec![("MUSTER_ACTION".into(), "s".into())],
             workdir: d.path().join("work"),
             limits,
+            pgid: None,
         };
         (j, d)
     }

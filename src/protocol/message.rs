@@ -55,6 +55,22 @@ pub enum Message {
     Queued {
         id: u64,
     },
+    /// Write a file on the agent, in chunks of at most 256 KiB; the first
+    /// chunk opens a temporary file beside the target, the one with `last`
+    /// set makes it the target atomically. Answered once, after the last
+    /// chunk: `Finished` (exit 0) or `Refused`.
+    WriteFile(WriteFile),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteFile {
+    pub id: u64,
+    /// Absolute path on the agent.
+    pub path: String,
+    /// Unix mode to set; `None` keeps an existing file's mode (0644 for a new one).
+    pub mode: Option<u32>,
+    pub data: Vec<u8>,
+    pub last: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,6 +167,9 @@ pub enum Refusal {
     Skipped,
     /// The agent is shutting down and starts nothing new.
     ShuttingDown,
+    /// A file could not be read or written (path outside the allowed
+    /// roots, too large, not found, permission denied).
+    FileError(String),
 }
 
 impl fmt::Display for Refusal {
@@ -168,6 +187,7 @@ impl fmt::Display for Refusal {
             Refusal::SessionsFull { limit } => write!(f, "busy: {limit} sessions already open"),
             Refusal::Skipped => write!(f, "skipped: the run's error budget was spent before this agent started"),
             Refusal::ShuttingDown => write!(f, "the agent is shutting down"),
+            Refusal::FileError(why) => write!(f, "file error: {why}"),
         }
     }
 }
@@ -188,6 +208,7 @@ impl Refusal {
             Refusal::Untrusted(_) => "dispatcher not trusted",
             Refusal::Skipped => "skipped",
             Refusal::ShuttingDown => "agent shutting down",
+            Refusal::FileError(_) => "file error",
         }
     }
 }
@@ -206,6 +227,7 @@ impl Message {
             | Message::Ping { id }
             | Message::Pong { id }
             | Message::Queued { id } => Some(*id),
+            Message::WriteFile(w) => Some(w.id),
             Message::Hello(_) | Message::Error { .. } => None,
         }
     }

@@ -9,6 +9,7 @@
 pub mod carrier;
 pub mod hub;
 pub mod memory;
+pub mod ssh;
 pub mod tls;
 pub mod tls_carrier;
 

@@ -1,0 +1,55 @@
+//! `muster run --via ssh`: targets are SSH destinations (names from
+//! `ssh.toml`, or `[user@]host[:port]` as written), the words after `--`
+//! one shell command line (or `--action NAME` with arguments), the carrier
+//! the system ssh client with the agent installed on demand.
+
+use super::RunArgs;
+use crate::dispatch::nodeset;
+use crate::dispatch::DispatcherConfig;
+use crate::transport::carrier::{Carrier, Target};
+use crate::transport::ssh::config::SshConfig;
+use crate::transport::ssh::SshCarrier;
+use anyhow::{anyhow, bail, Result};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The SSH targets a TARGETS spec and tags name.
+pub fn targets(config: &SshConfig, spec: &str, tags: &[String]) -> Result<Vec<Target>> {
+    let names: Vec<String> = if spec.trim() == "all" {
+        let all = config.tagged(&[]);
+        if all.is_empty() {
+            bail!("`all` over SSH means every host in ssh.toml, and it lists none; name the hosts instead");
+        }
+        all
+    } else {
+        nodeset::expand(spec).map_err(|e| anyhow!("bad TARGETS: {e}"))?
+    };
+    let tagged = config.tagged(tags);
+    let names: Vec<String> = names.into_iter().filter(|n| tags.is_empty() || tagged.contains(n)).collect();
+    if names.is_empty() {
+        bail!("no SSH host matches {spec:?} with tags {} (tags come from ssh.toml)", tags.join(","));
+    }
+    Ok(names.into_iter().map(|n| Target { addr: config.address(&n), name: n }).collect())
+}
+
+/// The SSH carrier for this dispatcher, configured from `ssh.toml`.
+pub fn carrier(state: &Path, cfg: &DispatcherConfig, install: bool) -> Result<(SshCarrier, SshConfig)> {
+    let config = SshConfig::load(&crate::state::config_dir()).map_err(|e| anyhow!(e))?;
+    let carrier = SshCarrier::new(state, config.clone(), Duration::from_secs(cfg.connect_timeout.max(5)), install)
+        .map_err(|e| anyhow!("cannot prepare the SSH carrier in {}: {e}", state.join("ssh").display()))?;
+    Ok((carrier, config))
+}
+
+pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
+    let (carrier, config) = carrier(state, cfg, !a.no_install)?;
+    let mut plan = super::run::base_plan(&a, cfg, format!("ssh:{}", crate::state::hostname()), "ssh")?;
+    plan.targets = targets(&config, &a.targets, &a.tags)?;
+    // A shell command line is no named action to lock on.
+    if plan.request.action != "shell" {
+        plan.lock_dir = Some(state.join("locks"));
+    }
+    let mode = super::run::mode(&a);
+    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(Arc::new(carrier)), plan, mode)?;
+    Ok(outcome.exit_status())
+}
