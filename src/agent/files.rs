@@ -118,21 +118,23 @@ impl Writes {
     }
 
     async fn step(&mut self, agent: &Agent, w: WriteFile) -> Result<Option<Finished>, Refusal> {
-        if !self.open.contains_key(&w.id) {
-            let target = check_path(agent, &w.path)?;
-            let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
-            let base = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let temp = dir.join(format!(".{base}.muster-{}", crate::hexstr::random(6)));
-            let file = tokio::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temp)
-                .await
-                .map_err(|e| refuse(format!("cannot write in {}: {e}", dir.display())))?;
-            self.open.insert(w.id, Open { target, temp, file, mode: w.mode, written: 0 });
-        }
-        let o = self.open.get_mut(&w.id).ok_or_else(|| refuse("write lost"))?;
+        let o = match self.open.entry(w.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let target = check_path(agent, &w.path)?;
+                let dir = target.parent().unwrap_or(Path::new("/")).to_path_buf();
+                let base = target.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let temp = dir.join(format!(".{base}.muster-{}", crate::hexstr::random(6)));
+                let file = tokio::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&temp)
+                    .await
+                    .map_err(|e| refuse(format!("cannot write in {}: {e}", dir.display())))?;
+                v.insert(Open { target, temp, file, mode: w.mode, written: 0 })
+            }
+        };
         o.written += w.data.len() as u64;
         if o.written > agent.cfg.max_file_bytes {
             return Err(refuse(format!("the file exceeds {} bytes (max_file_bytes)", agent.cfg.max_file_bytes)));
