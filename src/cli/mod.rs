@@ -3,6 +3,7 @@
 //! stderr and exit 1.
 
 mod admin;
+mod files;
 mod hub;
 mod pair;
 mod requests;
@@ -136,6 +137,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy a local file to every target (atomic on each)
+    Put(files::PutArgs),
+    /// Copy a file from every target into LOCALDIR/<target>/
+    Get(files::GetArgs),
     /// Revoke an agent's certificate (by name) or any serial; pushed to every reachable agent
     Revoke {
         /// A registered agent's name, or a hex serial
@@ -319,7 +324,16 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
-    let quiet = matches!(cli.command, Command::Run(_) | Command::Ping { .. } | Command::Demo { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Ping { .. }
+            | Command::Demo { .. }
+            | Command::Put(_)
+            | Command::Get(_)
+            | Command::Status(_)
+            | Command::Wait(_)
+    );
     init_logging(if quiet { tracing::Level::WARN } else { tracing::Level::INFO });
     let state = crate::state::dispatcher_dir(cli.state_dir.clone());
     let result = match cli.command {
@@ -336,6 +350,8 @@ pub fn main() -> ExitCode {
         Command::Maintain { renew_days, days } => trust::maintain(&state, renew_days, days),
         Command::SerialStatus { json } => trust::serial_status(&state, json),
         Command::Revoke { what } => trust::revoke(&state, &what),
+        Command::Put(a) => files::put(&state, a),
+        Command::Get(a) => files::get(&state, a),
         Command::Agent(AgentCmd::SelfCheck { config }) => trust::self_check(&config),
         Command::Run(args) => run::run(&state, *args),
         Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),

@@ -7,6 +7,7 @@
 
 pub mod broadcast;
 pub mod event;
+pub mod files;
 pub mod guard;
 pub mod hook;
 pub mod locks;
