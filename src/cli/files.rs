@@ -61,11 +61,10 @@ fn octal(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{s:?} is not an octal file mode such as 0644"))
 }
 
-fn dialer(
-    state: &Path,
-    cfg: &DispatcherConfig,
-    at: &Where,
-) -> Result<(Arc<dyn Dialer>, Vec<Target>, Vec<TargetResult>)> {
+/// The carrier, the targets to dial, and the names that cannot be reached.
+type Reach = (Arc<dyn Dialer>, Vec<Target>, Vec<TargetResult>);
+
+fn dialer(state: &Path, cfg: &DispatcherConfig, at: &Where) -> Result<Reach> {
     match at.via {
         Via::Tls => {
             let resolved = crate::dispatch::resolve(state, &at.targets, &at.tags).map_err(|e| anyhow!(e))?;
