@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod daemon;
 pub mod demo;
 pub mod dispatch;
 pub mod enroll;

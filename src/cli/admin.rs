@@ -47,8 +47,14 @@ pub fn ca(state: &Path, cmd: CaCmd) -> Result<u8> {
 pub use crate::state::hostname;
 
 /// `muster agent stdio`.
-pub fn agent_stdio(config: Option<&Path>) -> Result<u8> {
-    let cfg = crate::agent::stdio::config(config)?;
+pub fn agent_stdio(config: Option<&Path>, max_concurrent: Option<u32>) -> Result<u8> {
+    let mut cfg = crate::agent::stdio::config(config)?;
+    if let Some(n) = max_concurrent {
+        if n == 0 {
+            anyhow::bail!("--max-concurrent must be at least 1");
+        }
+        cfg.max_concurrent = n;
+    }
     let agent = Arc::new(Agent::new(cfg).map_err(|e| anyhow!(e))?);
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -3,6 +3,8 @@
 //! stderr and exit 1.
 
 mod admin;
+mod daemon;
+mod daemon_tls;
 mod files;
 mod hub;
 mod pair;
@@ -137,6 +139,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stay resident: keep agent sessions open for consoles and `muster run` (local socket, optional mTLS 9007)
+    Daemon(daemon::DaemonArgs),
     /// Copy a local file to every target (atomic on each)
     Put(files::PutArgs),
     /// Copy a file from every target into LOCALDIR/<target>/
@@ -209,6 +213,9 @@ pub enum AgentCmd {
         /// An agent config (default: shell allowed, files anywhere, state in ~/.local/state/muster-agent)
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Commands run at once; more are refused busy (default 32, or the config's)
+        #[arg(long, value_name = "N")]
+        max_concurrent: Option<u32>,
     },
     /// Check an agent's config, key, certificate, allowlist, trusted map and listen address
     #[command(name = "self-check")]
@@ -305,6 +312,15 @@ pub struct RunArgs {
     /// SSH: do not copy the agent to hosts that lack it (they end refused)
     #[arg(long)]
     pub no_install: bool,
+    /// Dial agents directly even when a daemon answers on this state dir's socket
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Use the daemon at HOST:PORT (mutual TLS) instead of the local one
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_daemon")]
+    pub daemon: Option<String>,
+    /// Say which way agents are reached (daemon or direct)
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The action, then its arguments (over SSH: a shell command line)
     #[arg(last = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -341,7 +357,9 @@ pub fn main() -> ExitCode {
         Command::Ca(c) => admin::ca(&state, c),
         Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
         Command::Agent(AgentCmd::Pair(a)) => pair::agent_pair(a),
-        Command::Agent(AgentCmd::Stdio { config }) => admin::agent_stdio(config.as_deref()),
+        Command::Agent(AgentCmd::Stdio { config, max_concurrent }) => {
+            admin::agent_stdio(config.as_deref(), max_concurrent)
+        }
         Command::Pair(c) => pair::pair(&state, c),
         Command::Status(a) => requests::status(&state, a),
         Command::Wait(a) => requests::wait(&state, a),
@@ -351,6 +369,7 @@ pub fn main() -> ExitCode {
         Command::SerialStatus { json } => trust::serial_status(&state, json),
         Command::Revoke { what } => trust::revoke(&state, &what),
         Command::Put(a) => files::put(&state, a),
+        Command::Daemon(a) => daemon::run(&state, a),
         Command::Get(a) => files::get(&state, a),
         Command::Agent(AgentCmd::SelfCheck { config }) => trust::self_check(&config),
         Command::Run(args) => run::run(&state, *args),

@@ -71,7 +71,7 @@ pub struct AgentPairArgs {
     pub wait: u64,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     super::run::runtime()
 }
 

@@ -17,12 +17,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The process's one async runtime (two workers), built on first use;
+/// tasks spawned in one `block_on` (a daemon connection) live on for the
+/// next.
+pub(super) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")
+        .context("cannot start the async runtime")?;
+    Ok(RT.get_or_init(|| rt))
 }
 
 /// The mTLS carrier for the dispatcher whose state is in `state`.
@@ -133,13 +141,53 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     plan.missing = resolved.missing;
     plan.lock_dir = Some(state.join("locks"));
     let id = plan.request.request_id.clone();
-    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(Arc::new(carrier)), plan, mode(&a))?;
+    let dialer = dialer(state, &cfg, &a, crate::protocol::daemon::Via::Tls, Arc::new(carrier))?;
+    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a))?;
     if a.detach {
         let n = outcome.results.iter().filter(|r| r.state == State::Dispatched).count();
         println!("request {id} started on {n} of {} targets", outcome.results.len());
         println!("see where it stands with `muster status {id}`; wait for its end with `muster wait {id}`");
     }
     Ok(outcome.exit_status())
+}
+
+/// The way to reach agents: a daemon (`--daemon`, or the one answering on
+/// the state dir's socket) unless `--no-daemon`, else `direct`.
+pub(super) fn dialer(
+    state: &Path,
+    cfg: &DispatcherConfig,
+    a: &RunArgs,
+    via: crate::protocol::daemon::Via,
+    direct: Arc<dyn crate::transport::carrier::Dialer>,
+) -> Result<Arc<dyn crate::transport::carrier::Dialer>> {
+    if let Some(addr) = &a.daemon {
+        let c = super::daemon_tls::connect(state, cfg, addr, via, !a.no_install)?;
+        if a.verbose {
+            eprintln!("muster: through the daemon {} at {addr} (pid {})", c.daemon, c.pid);
+        }
+        return Ok(Arc::new(c));
+    }
+    if !a.no_daemon {
+        if let Some(c) = super::daemon::connect(state, None, via, !a.no_install) {
+            if a.verbose {
+                eprintln!(
+                    "muster: through the daemon at {} (pid {})",
+                    crate::daemon::socket_path(state).display(),
+                    c.pid
+                );
+            }
+            return Ok(Arc::new(c));
+        }
+    }
+    if a.verbose {
+        let why = if a.no_daemon {
+            "--no-daemon".to_string()
+        } else {
+            format!("no daemon answers on {}", crate::daemon::socket_path(state).display())
+        };
+        eprintln!("muster: dialling agents directly ({why})");
+    }
+    Ok(direct)
 }
 
 /// [`dispatch_plan`], recorded in `<state>/runs/` before and after (records

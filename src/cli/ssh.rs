@@ -50,6 +50,7 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
         plan.lock_dir = Some(state.join("locks"));
     }
     let mode = super::run::mode(&a);
-    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(Arc::new(carrier)), plan, mode)?;
+    let dialer = super::run::dialer(state, cfg, &a, crate::protocol::daemon::Via::Ssh, Arc::new(carrier))?;
+    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(dialer), plan, mode)?;
     Ok(outcome.exit_status())
 }

@@ -2,6 +2,7 @@
 //! and the action-name rule. Pure: nothing here touches sockets, files,
 //! processes or clocks, so all of it can be fuzzed and tested in memory.
 
+pub mod daemon;
 pub mod envelope;
 pub mod frame;
 pub mod message;

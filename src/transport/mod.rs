@@ -7,6 +7,7 @@
 //! an in-process pair for tests.
 
 pub mod carrier;
+pub mod daemon;
 pub mod hub;
 pub mod memory;
 pub mod ssh;

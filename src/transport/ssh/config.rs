@@ -29,6 +29,8 @@ pub struct Defaults {
     #[serde(default)]
     pub ssh_options: Vec<String>,
     pub install_dir: Option<String>,
+    /// Commands the agent runs at once on a host; more are refused busy.
+    pub max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,6 +43,7 @@ pub struct Host {
     #[serde(default)]
     pub ssh_options: Vec<String>,
     pub install_dir: Option<String>,
+    pub max_concurrent: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +96,11 @@ impl SshConfig {
             .and_then(|h| h.install_dir.clone())
             .or_else(|| self.defaults.install_dir.clone())
             .unwrap_or_else(|| DEFAULT_INSTALL_DIR.to_string())
+    }
+
+    /// The agent's command queue limit on `name`, if configured.
+    pub fn max_concurrent(&self, name: &str) -> Option<u32> {
+        self.hosts.get(name).and_then(|h| h.max_concurrent).or(self.defaults.max_concurrent)
     }
 
     /// Hosts carrying every tag in `tags`, in name order.

@@ -90,8 +90,9 @@ pub fn install_script(dir: &str, bin: &AgentBinary) -> String {
 }
 
 /// The remote start of the agent.
-pub fn start_script(dir: &str, bin: &AgentBinary) -> String {
-    format!("MUSTER_LOG=info exec {}/{} agent stdio", dir_expr(dir), sh_quote(&bin.file_name()))
+pub fn start_script(dir: &str, bin: &AgentBinary, max_concurrent: Option<u32>) -> String {
+    let limit = max_concurrent.map(|n| format!(" --max-concurrent {n}")).unwrap_or_default();
+    format!("MUSTER_LOG=info exec {}/{} agent stdio{limit}", dir_expr(dir), sh_quote(&bin.file_name()))
 }
 
 /// Do `uname -m` names and Rust's `ARCH` name the same architecture?

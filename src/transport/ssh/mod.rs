@@ -173,6 +173,12 @@ impl SshCarrier {
         Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), err))
     }
 
+    /// Run `script` on `target`'s host over the shared connection: exit
+    /// code, stdout, stderr.
+    pub async fn remote(&self, target: &Target, script: &str) -> Result<(i32, String, String), OpenError> {
+        self.oneshot(target, script, None).await
+    }
+
     /// Make sure this binary is on the host; returns the install dir.
     async fn ensure_installed(&self, target: &Target) -> Result<String, OpenError> {
         let dir = self.config.install_dir(&target.name);
@@ -242,7 +248,11 @@ impl SshCarrier {
         let log = std::fs::File::create(&log_path)
             .map_err(|e| OpenError::Unreachable(Reason::new("ssh failed", format!("{}: {e}", log_path.display()))))?;
         let mut child = self
-            .command(target, &install::start_script(&dir, &self.binary), Stdio::from(log))
+            .command(
+                target,
+                &install::start_script(&dir, &self.binary, self.config.max_concurrent(&target.name)),
+                Stdio::from(log),
+            )
             .spawn()
             .map_err(|e| OpenError::Unreachable(Reason::new("no ssh client", e.to_string())))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
