@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod console;
 pub mod daemon;
 pub mod demo;
 pub mod dispatch;

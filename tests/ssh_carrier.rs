@@ -13,7 +13,8 @@ use ssh::*;
 use std::time::{Duration, Instant};
 
 fn installed(f: &SshFleet) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(f.state.join("ssh/hosts.json")).unwrap_or_else(|_| "{}".into())).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(f.state.join("ssh/hosts.json")).unwrap_or_else(|_| "{}".into()))
+        .unwrap()
 }
 
 #[test]
@@ -87,7 +88,8 @@ fn put_and_get_round_trip_a_binary_file() {
     let local = f.tmp.path().join("blob.bin");
     std::fs::write(&local, &data).unwrap();
     let remote = f.tmp.path().join("remote.bin");
-    let out = f.muster(&["put", "all", "--via", "ssh", local.to_str().unwrap(), remote.to_str().unwrap(), "--mode", "0640"]);
+    let out =
+        f.muster(&["put", "all", "--via", "ssh", local.to_str().unwrap(), remote.to_str().unwrap(), "--mode", "0640"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&remote).unwrap().permissions().mode() & 0o777, 0o640);

@@ -48,6 +48,7 @@ where
 {
     let mut ours = crate::transport::hello(Role::Agent, &agent.cfg.name);
     ours.capabilities.push(format!("kill-grace-ms={}", agent.cfg.grace().as_millis()));
+    ours.capabilities.push(format!("pid={}", std::process::id()));
     if let Err(e) = crate::transport::handshake(&mut reader, &mut writer, &ours, agent.cfg.handshake_timeout()).await {
         tracing::warn!(peer = %peer.addr, dispatcher = %peer.dispatcher, "session handshake failed: {e}");
         let _ = writer.write(&Message::Error { message: e.to_string() }).await;

@@ -12,7 +12,8 @@ mod requests;
 mod run;
 mod ssh;
 mod trust;
-pub use run::{dispatch_plan, request_id, tls_carrier};
+pub use run::{dispatch_plan, request_id, runtime, tls_carrier};
+pub use ssh::targets as ssh_targets;
 
 use crate::dispatch::output::Mode;
 use crate::lifecycle::rotation;
@@ -141,6 +142,8 @@ pub enum Command {
     },
     /// Stay resident: keep agent sessions open for consoles and `muster run` (local socket, optional mTLS 9007)
     Daemon(daemon::DaemonArgs),
+    /// Interactive console: select hosts, run commands, jobs, files, through the daemon (started if needed)
+    Console,
     /// Copy a local file to every target (atomic on each)
     Put(files::PutArgs),
     /// Copy a file from every target into LOCALDIR/<target>/
@@ -370,6 +373,7 @@ pub fn main() -> ExitCode {
         Command::Revoke { what } => trust::revoke(&state, &what),
         Command::Put(a) => files::put(&state, a),
         Command::Daemon(a) => daemon::run(&state, a),
+        Command::Console => crate::console::main(&state).map(|_| 0).map_err(|e| anyhow::anyhow!(e)),
         Command::Get(a) => files::get(&state, a),
         Command::Agent(AgentCmd::SelfCheck { config }) => trust::self_check(&config),
         Command::Run(args) => run::run(&state, *args),

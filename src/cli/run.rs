@@ -20,7 +20,7 @@ use tokio::sync::watch;
 /// The process's one async runtime (two workers), built on first use;
 /// tasks spawned in one `block_on` (a daemon connection) live on for the
 /// next.
-pub(super) fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     if let Some(rt) = RT.get() {
         return Ok(rt);

@@ -69,6 +69,11 @@ impl Printer<std::io::Stdout, std::io::Stderr> {
 }
 
 impl<W: Write, E: Write> Printer<W, E> {
+    /// The writers back, once `finish` has run.
+    pub fn into_writers(self) -> (W, E) {
+        (self.out, self.err)
+    }
+
     pub fn with_writers(mode: Mode, out: W, err: E) -> Self {
         Printer { mode, out, err, partial: HashMap::new(), collected: BTreeMap::new(), detail: HashMap::new(), kept: 0 }
     }

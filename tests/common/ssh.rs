@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 pub struct Sshd {
-    child: Option<Child>,
+    children: Vec<Child>,
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub addrs: Vec<String>,
@@ -37,7 +37,9 @@ fn rand_u8() -> u8 {
 impl Sshd {
     /// An sshd on `n` addresses 127.A.B.1..n (A, B random), one port.
     pub fn start(n: usize) -> Sshd {
-        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"].into_iter().find(|p| Path::new(p).exists())
+        let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
             .expect("sshd is needed: apt-get install openssh-server");
         let _ = std::fs::create_dir_all("/run/sshd");
         let dir = tempfile::tempdir().unwrap();
@@ -48,19 +50,24 @@ impl Sshd {
         let (a, b) = (100 + rand_u8() % 100, 1 + rand_u8() % 250);
         let addrs: Vec<String> = (1..=n).map(|i| format!("127.{a}.{b}.{i}")).collect();
         let port = TcpListener::bind((addrs[0].as_str(), 0)).unwrap().local_addr().unwrap().port();
-        let mut conf = format!(
-            "Port {port}\nHostKey {0}/hostkey\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n\
-             MaxStartups 200\nMaxSessions 100\nPidFile {0}/sshd.pid\n",
-            dir.path().display()
-        );
-        for a in &addrs {
-            conf.push_str(&format!("ListenAddress {a}\n"));
+        // sshd listens on at most 16 addresses: one daemon per 16.
+        let mut children = Vec::new();
+        for (k, group) in addrs.chunks(16).enumerate() {
+            let mut conf = format!(
+                "Port {port}\nHostKey {0}/hostkey\nAuthorizedKeysFile {0}/authorized_keys\nStrictModes no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n\
+                 MaxStartups 200\nMaxSessions 100\nPidFile {0}/sshd{k}.pid\n",
+                dir.path().display()
+            );
+            for a in group {
+                conf.push_str(&format!("ListenAddress {a}\n"));
+            }
+            let cfg = dir.path().join(format!("sshd_config{k}"));
+            std::fs::write(&cfg, conf).unwrap();
+            let log = std::fs::File::create(dir.path().join(format!("sshd{k}.log"))).unwrap();
+            children.push(Command::new(sshd).args(["-D", "-e", "-f"]).arg(&cfg).stderr(log).spawn().unwrap());
         }
-        std::fs::write(dir.path().join("sshd_config"), conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
-        let child = Command::new(sshd).args(["-D", "-e", "-f"]).arg(dir.path().join("sshd_config")).stderr(log).spawn().unwrap();
-        let s = Sshd { child: Some(child), dir, port, addrs };
+        let s = Sshd { children, dir, port, addrs };
         crate::common::wait_for(Duration::from_secs(10), "sshd to listen", || {
             s.addrs.iter().all(|a| TcpStream::connect((a.as_str(), s.port)).is_ok())
         });
@@ -90,7 +97,7 @@ impl Sshd {
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
+        for mut c in self.children.drain(..) {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -111,11 +118,22 @@ pub struct SshFleet {
     pub config: PathBuf,
     pub names: Vec<String>,
     daemon: Option<Child>,
+    shared: bool,
 }
 
 impl SshFleet {
     /// `n` hosts; `extra` is added to each host's section of ssh.toml.
     pub fn new(n: usize, extra: &str) -> SshFleet {
+        SshFleet::build(n, extra, false)
+    }
+
+    /// `n` hosts sharing one install directory (they are one machine
+    /// here): the agent is copied once, not once per host.
+    pub fn shared(n: usize, extra: &str) -> SshFleet {
+        SshFleet::build(n, extra, true)
+    }
+
+    fn build(n: usize, extra: &str, shared: bool) -> SshFleet {
         let sshd = Sshd::start(n);
         let tmp = tempfile::tempdir().unwrap();
         let (state, config) = (tmp.path().join("state"), tmp.path().join("config"));
@@ -125,19 +143,24 @@ impl SshFleet {
         let mut names = Vec::new();
         for (i, a) in sshd.addrs.iter().enumerate() {
             let name = format!("h{}", i + 1);
+            let lib = if shared { tmp.path().join("lib") } else { tmp.path().join(&name).join("lib") };
             toml.push_str(&format!(
                 "[hosts.{name}]\naddress = \"root@{a}\"\ninstall_dir = {:?}\ntags = [{:?}]\n{extra}\n",
-                tmp.path().join(&name).join("lib").display().to_string(),
+                lib.display().to_string(),
                 if i % 2 == 0 { "odd" } else { "even" }
             ));
             names.push(name);
         }
         std::fs::write(config.join("ssh.toml"), toml).unwrap();
-        SshFleet { sshd, tmp, state, config, names, daemon: None }
+        SshFleet { sshd, tmp, state, config, names, daemon: None, shared }
     }
 
     pub fn install_dir(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name).join("lib")
+        if self.shared {
+            self.tmp.path().join("lib")
+        } else {
+            self.tmp.path().join(name).join("lib")
+        }
     }
 
     pub fn muster(&self, args: &[&str]) -> Output {
@@ -188,7 +211,9 @@ impl SshFleet {
             .unwrap();
         self.daemon = Some(child);
         let sock = self.state.join("daemon/daemon.sock");
-        crate::common::wait_for(Duration::from_secs(10), "the daemon socket", || std::os::unix::net::UnixStream::connect(&sock).is_ok());
+        crate::common::wait_for(Duration::from_secs(10), "the daemon socket", || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
     }
 
     pub fn daemon_log(&self) -> String {

@@ -1,0 +1,93 @@
+//! Acceptance (issue 10, console): driven through tmux like a person. A
+//! console started with no daemon starts one; `date` on every host shows
+//! grouped output; a background job reports when it ends; `jobs`, `status`
+//! and `quit` work.
+
+mod common;
+#[path = "common/ssh.rs"]
+mod ssh;
+
+use common::*;
+use ssh::*;
+use std::process::Command;
+use std::time::Duration;
+
+struct Tmux(String);
+
+impl Tmux {
+    fn start(f: &SshFleet) -> Tmux {
+        let name = format!("muster-test-{}", muster::hexstr::random(4));
+        let cmd = format!("env MUSTER_CONFIG={} {} --state-dir {} console", f.config.display(), BIN, f.state.display());
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "160", "-y", "50", &cmd])
+            .status()
+            .expect("tmux is needed: apt-get install tmux");
+        assert!(ok.success());
+        Tmux(name)
+    }
+
+    fn send(&self, line: &str) {
+        assert!(Command::new("tmux").args(["send-keys", "-t", &self.0, "-l", line]).status().unwrap().success());
+        assert!(Command::new("tmux").args(["send-keys", "-t", &self.0, "Enter"]).status().unwrap().success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-S", "-200", "-t", &self.0]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn wait(&self, what: &str, limit: Duration) {
+        let mut last = String::new();
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < limit {
+            last = self.screen();
+            if last.contains(what) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no {what:?} on the console after {limit:?}:\n{last}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+    }
+}
+
+#[test]
+fn a_console_starts_its_daemon_and_runs_date_on_every_host() {
+    let f = SshFleet::shared(3, "");
+    let sock = f.state.join("daemon/daemon.sock");
+    assert!(!sock.exists());
+    let t = Tmux::start(&f);
+    t.wait("started a daemon", Duration::from_secs(20));
+    t.wait("muster [all via ssh]>", Duration::from_secs(20));
+    t.send("date +%F");
+    t.wait("h[1-3] (3): succeeded", Duration::from_secs(60));
+    t.wait("3 targets: 3 succeeded", Duration::from_secs(5));
+    t.send("select h[1-2]");
+    t.wait("2 hosts selected", Duration::from_secs(5));
+    t.send("bg sleep 1; echo job-output");
+    t.wait("[job 1] started", Duration::from_secs(5));
+    t.send("jobs");
+    t.wait("[job 1] `sleep 1; echo job-output` ended", Duration::from_secs(30));
+    assert!(t.screen().contains("job-output"), "{}", t.screen());
+    t.send("status");
+    t.wait("h1 (Ssh)", Duration::from_secs(5));
+    t.send("quit");
+    wait_for(Duration::from_secs(5), "the console to end", || {
+        !Command::new("tmux").args(["has-session", "-t", &t.0]).status().unwrap().success()
+    });
+    // The daemon it started stays resident.
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    let daemon_pid = f
+        .daemon_log()
+        .lines()
+        .find(|l| l.contains("\"event\":\"start\""))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["pid"].as_i64()));
+    if let Some(pid) = daemon_pid {
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+}
