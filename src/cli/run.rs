@@ -129,6 +129,8 @@ pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode) -> Result<Outcome
 
 pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
+    // A missing action is a usage error, whatever else is wrong.
+    request(&a, &cfg)?;
     match a.via {
         super::Via::Hub => return super::hub::run(state, &cfg, a),
         super::Via::Ssh => return super::ssh::run(state, &cfg, a),
