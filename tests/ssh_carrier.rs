@@ -103,3 +103,18 @@ fn put_and_get_round_trip_a_binary_file() {
     assert_eq!(code(&out), 16, "{}", stderr(&out));
     assert!(stdout(&out).contains("file error"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_host_of_another_architecture_is_refused_naming_both() {
+    // The host's `uname -m` says aarch64 (a fake first in the login's PATH).
+    let fake = tempfile::tempdir().unwrap();
+    write_script(&fake.path().join("uname"), "echo aarch64");
+    let f = SshFleet::with_sshd(&format!("SetEnv PATH={}:/usr/bin:/bin\n", fake.path().display()));
+    let out = f.run("h1", &["--output", "json"], &["true"]);
+    assert_eq!(code(&out), 16, "{}", stderr(&out));
+    let e = &ends(&out)["h1"];
+    assert_eq!(e["reason"], "other architecture", "{e}");
+    let detail = e["detail"].as_str().unwrap();
+    assert!(detail.contains("aarch64") && detail.contains(std::env::consts::ARCH), "{detail}");
+    assert!(!f.install_dir("h1").exists(), "nothing was copied");
+}

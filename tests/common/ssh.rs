@@ -37,6 +37,11 @@ fn rand_u8() -> u8 {
 impl Sshd {
     /// An sshd on `n` addresses 127.A.B.1..n (A, B random), one port.
     pub fn start(n: usize) -> Sshd {
+        Sshd::start_with(n, "")
+    }
+
+    /// The same, with `extra` lines in sshd_config.
+    pub fn start_with(n: usize, extra: &str) -> Sshd {
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -62,6 +67,7 @@ impl Sshd {
             for a in group {
                 conf.push_str(&format!("ListenAddress {a}\n"));
             }
+            conf.push_str(extra);
             let cfg = dir.path().join(format!("sshd_config{k}"));
             std::fs::write(&cfg, conf).unwrap();
             let log = std::fs::File::create(dir.path().join(format!("sshd{k}.log"))).unwrap();
@@ -124,17 +130,21 @@ pub struct SshFleet {
 impl SshFleet {
     /// `n` hosts; `extra` is added to each host's section of ssh.toml.
     pub fn new(n: usize, extra: &str) -> SshFleet {
-        SshFleet::build(n, extra, false)
+        SshFleet::build(Sshd::start(n), extra, false)
+    }
+
+    /// One host behind an sshd with `sshd_extra` in its config.
+    pub fn with_sshd(sshd_extra: &str) -> SshFleet {
+        SshFleet::build(Sshd::start_with(1, sshd_extra), "", false)
     }
 
     /// `n` hosts sharing one install directory (they are one machine
     /// here): the agent is copied once, not once per host.
     pub fn shared(n: usize, extra: &str) -> SshFleet {
-        SshFleet::build(n, extra, true)
+        SshFleet::build(Sshd::start(n), extra, true)
     }
 
-    fn build(n: usize, extra: &str, shared: bool) -> SshFleet {
-        let sshd = Sshd::start(n);
+    fn build(sshd: Sshd, extra: &str, shared: bool) -> SshFleet {
         let tmp = tempfile::tempdir().unwrap();
         let (state, config) = (tmp.path().join("state"), tmp.path().join("config"));
         std::fs::create_dir_all(&config).unwrap();
