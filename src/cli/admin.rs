@@ -86,12 +86,21 @@ pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
                 }
             }
         }
-        AgentsCmd::Show { name } => match registry::load(state, &name)? {
-            Some(e) => println!("{}", serde_json::to_string_pretty(&e)?),
+        AgentsCmd::Show { name } => match registry::load_lenient(state, &name)? {
+            Some((e, bad)) => {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+                if let Some(bad) = bad {
+                    eprintln!("muster: {bad}");
+                    return Ok(1);
+                }
+            }
             None => bail!("no agent {name:?} in the registry ({})", registry::dir(state).display()),
         },
         AgentsCmd::Edit { name, addr, tags } => {
-            let mut e = registry::load(state, &name)?.ok_or_else(|| anyhow!("no agent {name:?} in the registry"))?;
+            // Reached even when invalid, so a bad address can be fixed here;
+            // what is written is checked.
+            let (mut e, _) =
+                registry::load_lenient(state, &name)?.ok_or_else(|| anyhow!("no agent {name:?} in the registry"))?;
             if let Some(a) = addr {
                 e.addr = a;
             }

@@ -56,8 +56,9 @@ pub fn run(state: &Path, a: DaemonArgs) -> Result<u8> {
             }
             stopper.cancel();
         });
+        tokio::spawn(daemon::watch_socket(socket.clone(), stop.clone(), log.clone()));
         daemon::serve_socket(d, listener, stop).await;
-        let _ = std::fs::remove_file(&socket);
+        daemon::remove_own_socket(&socket);
         log.event("stop", serde_json::json!({}));
         Ok::<_, anyhow::Error>(())
     })?;

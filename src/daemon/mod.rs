@@ -194,6 +194,36 @@ pub async fn serve_socket(
     }
 }
 
+/// Stop the daemon (cancel `stop`) once `path` no longer names the socket
+/// it bound: the state directory was removed or another daemon took the
+/// path. Such a daemon can never be reached again and would hold its SSH
+/// sessions and agents forever. Checked every 2 s.
+pub async fn watch_socket(path: PathBuf, stop: tokio_util::sync::CancellationToken, log: Arc<Log>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(bound) = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())) else { return };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        }
+        let now = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok();
+        if now != Some(bound) {
+            log.event("socket-gone", serde_json::json!({"socket": path.display().to_string()}));
+            tracing::warn!("{} is gone or replaced; stopping", path.display());
+            stop.cancel();
+            return;
+        }
+    }
+}
+
+/// Remove the socket at `path` on stop, unless another daemon's socket
+/// replaced it meanwhile (then it answers and is left alone).
+pub fn remove_own_socket(path: &Path) {
+    if std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// `Via` in the daemon protocol for a CLI carrier name.
 pub fn via_of(tls: bool) -> Via {
     if tls {

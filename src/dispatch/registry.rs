@@ -43,6 +43,8 @@ pub enum RegistryError {
     BadName { name: String, why: String },
     #[error("registry entry {file}{}: {why}; fix it or remove it with `muster agents remove`", .line.map(|l| format!(":{l}")).unwrap_or_default())]
     Invalid { file: String, line: Option<usize>, why: String },
+    #[error("agent {name}: {why}; nothing was changed")]
+    Refused { name: String, why: String },
     #[error("cannot read {}: {source}", .path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write {}: {source}", .path.display())]
@@ -64,39 +66,64 @@ fn check_name(name: &str) -> Result<(), RegistryError> {
     })
 }
 
+/// Check an entry's fields: the name rule, `HOST:PORT` with a port that
+/// fits 16 bits, a hex serial of at most 40 digits, at most 64 tags each
+/// following the name rule. On failure, the field at fault and why.
+pub fn check(e: &AgentEntry) -> Result<(), (&'static str, String)> {
+    crate::protocol::check_action_name(&e.name)
+        .map_err(|why| ("name", why.to_string().replace("action name", "agent name")))?;
+    let port_ok = e.addr.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if !port_ok {
+        return Err(("addr", format!("addr {:?} is not HOST:PORT (a port from 1 to 65535)", e.addr)));
+    }
+    if !e.serial.bytes().all(|b| b.is_ascii_hexdigit()) || e.serial.len() > 40 {
+        return Err(("serial", format!("serial {:?} is not a hex serial", e.serial)));
+    }
+    if e.tags.len() > 64 {
+        return Err(("tags", format!("{} tags; at most 64", e.tags.len())));
+    }
+    for t in &e.tags {
+        crate::protocol::check_action_name(t).map_err(|why| ("tags", why.to_string().replace("action name", "tag")))?;
+    }
+    Ok(())
+}
+
+/// Parse registry file `file` without checking its fields (for `agents
+/// edit` and `agents show`, which must reach an entry in order to fix it).
+fn parse_raw(text: &[u8], file: &str) -> Result<AgentEntry, RegistryError> {
+    serde_json::from_slice(text).map_err(|e| RegistryError::Invalid {
+        file: file.to_string(),
+        line: (e.line() > 0).then_some(e.line()),
+        why: e.to_string(),
+    })
+}
+
 /// Parse and check the text of registry file `file`; `stem` is the name
 /// the file is stored under (the entry must carry the same name).
 pub fn parse(text: &[u8], file: &str, stem: &str) -> Result<AgentEntry, RegistryError> {
-    let invalid = |line: Option<usize>, why: String| RegistryError::Invalid { file: file.to_string(), line, why };
-    let e: AgentEntry = serde_json::from_slice(text).map_err(|e| {
-        let line = (e.line() > 0).then_some(e.line());
-        invalid(line, e.to_string())
-    })?;
+    let e = parse_raw(text, file)?;
     // Point at the field's line when we can find it.
     let line_of = |field: &str| {
         let key = format!("\"{field}\"");
         let text = String::from_utf8_lossy(text);
         text.find(&key).map(|i| text[..i].matches('\n').count() + 1)
     };
-    if let Err(why) = crate::protocol::check_action_name(&e.name) {
-        return Err(invalid(line_of("name"), why.to_string().replace("action name", "agent name")));
-    }
+    let invalid =
+        |field: &str, why: String| RegistryError::Invalid { file: file.to_string(), line: line_of(field), why };
+    check(&e).map_err(|(field, why)| invalid(field, why))?;
     if e.name != stem {
-        return Err(invalid(line_of("name"), format!("names {:?} but is stored as {stem:?}", e.name)));
-    }
-    let port_ok = e.addr.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if !port_ok {
-        return Err(invalid(line_of("addr"), format!("addr {:?} is not HOST:PORT", e.addr)));
-    }
-    if !e.serial.bytes().all(|b| b.is_ascii_hexdigit()) || e.serial.len() > 40 {
-        return Err(invalid(line_of("serial"), format!("serial {:?} is not a hex serial", e.serial)));
+        return Err(invalid("name", format!("names {:?} but is stored as {stem:?}", e.name)));
     }
     Ok(e)
 }
 
 /// Write (or replace) an entry atomically.
+/// Refused (nothing written) when a field does not check ([`check`]).
 pub fn save(state: &Path, e: &AgentEntry) -> Result<(), RegistryError> {
     check_name(&e.name)?;
+    check(e).map_err(|(_, why)| RegistryError::Refused { name: e.name.clone(), why })?;
     let p = path(state, &e.name);
     let mut body =
         serde_json::to_vec_pretty(e).map_err(|e| RegistryError::Write { path: p.clone(), source: e.into() })?;
@@ -110,6 +137,23 @@ pub fn load(state: &Path, name: &str) -> Result<Option<AgentEntry>, RegistryErro
     let p = path(state, name);
     match std::fs::read(&p) {
         Ok(b) => parse(&b, &p.display().to_string(), name).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RegistryError::Read { path: p, source }),
+    }
+}
+
+/// The entry for `name` even when a field does not check, with what is
+/// wrong with it; `None` when there is none. Only a file that is not an
+/// entry at all is an error.
+pub fn load_lenient(state: &Path, name: &str) -> Result<Option<(AgentEntry, Option<RegistryError>)>, RegistryError> {
+    check_name(name)?;
+    let p = path(state, name);
+    let file = p.display().to_string();
+    match std::fs::read(&p) {
+        Ok(b) => {
+            let e = parse_raw(&b, &file)?;
+            Ok(Some((e, parse(&b, &file, name).err())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(RegistryError::Read { path: p, source }),
     }
@@ -197,5 +241,33 @@ mod tests {
         assert_eq!(parse(ok.as_bytes(), "f.json", "w1").unwrap(), entry("w1"));
         let e = parse(ok.as_bytes(), "f.json", "other").unwrap_err().to_string();
         assert!(e.contains("f.json:2: names \"w1\" but is stored as \"other\""), "{e}");
+    }
+
+    #[test]
+    fn what_is_written_is_checked_and_a_bad_entry_can_still_be_fixed() {
+        let d = tempfile::tempdir().unwrap();
+        let bad_addrs = ["nowhere", "h:99999", "h:0", ":7443", "h:-1", "h: 1", "two words:7443", "h:7443x"];
+        for addr in bad_addrs {
+            let e = AgentEntry { addr: addr.into(), ..entry("w1") };
+            let err = save(d.path(), &e).unwrap_err().to_string();
+            assert!(err.contains("is not HOST:PORT") && err.contains("nothing was changed"), "{addr}: {err}");
+        }
+        for tags in [vec!["bad tag".to_string()], vec!["".into()], (0..65).map(|i| format!("t{i}")).collect()] {
+            assert!(save(d.path(), &AgentEntry { tags, ..entry("w1") }).is_err());
+        }
+        assert_eq!(load(d.path(), "w1").unwrap(), None, "nothing written");
+        for addr in ["h:1", "[::1]:7443", "web01.example:65535"] {
+            save(d.path(), &AgentEntry { addr: addr.into(), ..entry("w1") }).unwrap();
+        }
+        // An entry broken by hand: load refuses it, load_lenient reaches it.
+        let p = path(d.path(), "w1");
+        let text = std::fs::read_to_string(&p).unwrap().replace("web01.example:65535", "nowhere");
+        std::fs::write(&p, text).unwrap();
+        assert!(load(d.path(), "w1").is_err());
+        let (mut e, why) = load_lenient(d.path(), "w1").unwrap().unwrap();
+        assert!(why.unwrap().to_string().contains("nowhere"));
+        e.addr = "10.0.0.1:7443".into();
+        save(d.path(), &e).unwrap();
+        assert_eq!(load(d.path(), "w1").unwrap().unwrap().addr, "10.0.0.1:7443");
     }
 }

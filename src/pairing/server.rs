@@ -46,34 +46,46 @@ struct Issuer {
     dispatcher_serial: String,
 }
 
-/// Serve until `shutdown` resolves.
+/// The dispatcher identity and CA as they are on disk now: read for each
+/// grant, so a certificate rotated while the listener runs is the one the
+/// agent is told to trust.
+fn issuer(state: &std::path::Path) -> Result<Issuer, PairingError> {
+    let me = crate::pki::load_dispatcher(state)?;
+    let ca_path = state.join("ca").join("ca.crt");
+    let ca_pem = std::fs::read_to_string(&ca_path)
+        .map_err(|e| PairingError::BadInput(format!("cannot read {}: {e}", ca_path.display())))?;
+    Ok(Issuer { ca_pem, dispatcher_id: me.id, dispatcher_serial: me.serial })
+}
+
+/// Serve until `shutdown` resolves. The pending requests this listener
+/// holds are removed when it stops: nobody else could deliver them.
 pub async fn serve(
     opts: Listen,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), PairingError> {
     let me = crate::pki::load_dispatcher(&opts.state)?;
-    let ca_path = opts.state.join("ca").join("ca.crt");
-    let ca_pem = std::fs::read_to_string(&ca_path)
-        .map_err(|e| PairingError::BadInput(format!("cannot read {}: {e}", ca_path.display())))?;
+    issuer(&opts.state)?;
     let tls =
         channel::server_config(crate::pki::parse_certs_pem(&me.cert_pem)?, crate::pki::parse_key_pem(&me.key_pem)?)
             .map_err(|e| PairingError::Tls { addr: "pairing listener".into(), why: e.to_string() })?;
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let issuer = Arc::new(Issuer { ca_pem, dispatcher_id: me.id, dispatcher_serial: me.serial });
     let prompt = opts.prompt.then(spawn_prompt(opts.clone()));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let opts = Arc::new(opts);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => {
+                store::remove_held_by(&opts.state, std::process::id());
+                return Ok(());
+            }
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else { continue };
                 let Ok(permit) = slots.clone().acquire_owned().await else { continue };
-                let (acceptor, issuer, opts, prompt) = (acceptor.clone(), issuer.clone(), opts.clone(), prompt.clone());
+                let (acceptor, opts, prompt) = (acceptor.clone(), opts.clone(), prompt.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = connection(acceptor, tcp, peer.to_string(), &opts, &issuer, prompt).await {
+                    if let Err(e) = connection(acceptor, tcp, peer.to_string(), &opts, prompt).await {
                         tracing::warn!(peer = %peer, "pairing: {e}");
                     }
                     drop(permit);
@@ -85,30 +97,93 @@ pub async fn serve(
 
 type Prompt = Option<std::sync::mpsc::Sender<Request>>;
 
+/// Discard what was typed before a question was shown, so a key pressed
+/// earlier is never taken as its answer.
+fn flush_typed_ahead() {
+    // SAFETY: tcflush on fd 0 has no memory-safety preconditions; on a
+    // non-terminal it fails harmlessly.
+    unsafe { libc::tcflush(0, libc::TCIFLUSH) };
+}
+
+/// An operator's answer to one prompt.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Approve { replace: bool },
+    Deny,
+}
+
+/// Read `line` as an answer: y/yes, n/no, and r/replace only when the
+/// name is already paired; anything else is no answer (asked again).
+fn answer(line: &str, replaces: bool) -> Option<Answer> {
+    match line.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Some(Answer::Approve { replace: false }),
+        "n" | "no" => Some(Answer::Deny),
+        "r" | "replace" if replaces => Some(Answer::Approve { replace: true }),
+        _ => None,
+    }
+}
+
 fn spawn_prompt(opts: Listen) -> impl FnOnce() -> std::sync::mpsc::Sender<Request> {
     move || {
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
         std::thread::spawn(move || {
+            use std::io::Write;
             let stdin = std::io::stdin();
+            let still_pending =
+                |id: &str| store::load(&opts.state, id).ok().flatten().is_some_and(|x| x.decision == Decision::Pending);
             for r in rx {
-                if store::load(&opts.state, &r.id).ok().flatten().is_none_or(|x| x.decision != Decision::Pending) {
-                    continue;
-                }
-                let again = if r.replaces.is_some() { " (already paired: answer r to replace it)" } else { "" };
-                println!("approve {} with code {}{again}? [y]es / [n]o / [r]eplace: ", r.name, r.code);
-                let mut line = String::new();
-                if stdin.read_line(&mut line).unwrap_or(0) == 0 {
-                    return;
-                }
-                let t = now();
-                let done = match line.trim() {
-                    "y" | "yes" => store::approve(&opts.state, &r.id, false, t, opts.days).map(|_| "approved"),
-                    "r" | "replace" => store::approve(&opts.state, &r.id, true, t, opts.days).map(|_| "approved"),
-                    _ => store::deny(&opts.state, &r.id, "denied by the operator", t).map(|_| "denied"),
-                };
-                match done {
-                    Ok(what) => println!("{what} {} ({})", r.name, r.id),
-                    Err(e) => println!("{}: {e}", r.id),
+                loop {
+                    if !still_pending(&r.id) {
+                        break;
+                    }
+                    let others = store::list(&opts.state, now()).map(|l| l.len().saturating_sub(1)).unwrap_or(0);
+                    let more = if others > 0 { format!(" ({others} more waiting)") } else { String::new() };
+                    let (choices, again) = if r.replaces.is_some() {
+                        ("[y]es / [n]o / [r]eplace", " — already paired: r replaces its certificate")
+                    } else {
+                        ("[y]es / [n]o", "")
+                    };
+                    println!(
+                        "pairing request {} from {}: agent {} ({}) at {} tags [{}]{again}{more}",
+                        r.id,
+                        r.peer,
+                        r.name,
+                        r.key_type,
+                        r.addr,
+                        r.tags.join(",")
+                    );
+                    flush_typed_ahead();
+                    print!("approve {} with code {}? {choices}: ", r.name, r.code);
+                    let _ = std::io::stdout().flush();
+                    let mut line = String::new();
+                    if stdin.read_line(&mut line).unwrap_or(0) == 0 {
+                        println!();
+                        println!(
+                            "end of input: no more questions here; pending requests stay until they expire — \
+                             decide them with `muster pair approve|deny ID`"
+                        );
+                        return;
+                    }
+                    let Some(a) = answer(&line, r.replaces.is_some()) else {
+                        println!("answer {choices}");
+                        continue;
+                    };
+                    if !still_pending(&r.id) {
+                        println!("{} was decided elsewhere, withdrawn or expired meanwhile", r.id);
+                        break;
+                    }
+                    let t = now();
+                    let done = match a {
+                        Answer::Approve { replace } => {
+                            store::approve(&opts.state, &r.id, replace, t, opts.days).map(|_| "approved")
+                        }
+                        Answer::Deny => store::deny(&opts.state, &r.id, "denied by the operator", t).map(|_| "denied"),
+                    };
+                    match done {
+                        Ok(what) => println!("{what} {} ({})", r.name, r.id),
+                        Err(e) => println!("{}: {e}", r.id),
+                    }
+                    break;
                 }
             }
         });
@@ -148,7 +223,6 @@ async fn connection(
     tcp: tokio::net::TcpStream,
     peer: String,
     opts: &Listen,
-    issuer: &Issuer,
     prompt: Prompt,
 ) -> Result<(), PairingError> {
     let tls_err = |why: String| PairingError::Tls { addr: peer.clone(), why };
@@ -185,6 +259,7 @@ async fn connection(
         key_type: key_type.clone(),
         code: code.clone(),
         csr_der: req.csr.clone(),
+        listener: Some(std::process::id()),
     };
     let queued = match store::queue(&opts.state, new, now(), opts.expire_s) {
         Ok(q) => q,
@@ -195,14 +270,16 @@ async fn connection(
         }
     };
     let id = queued.id.clone();
-    println!(
-        "pairing request {id} from {peer}: agent {} ({key_type}) at {} tags [{}], code {code}{}; \
+    if prompt.is_none() {
+        println!(
+            "pairing request {id} from {peer}: agent {} ({key_type}) at {} tags [{}], code {code}{}; \
          approve with `muster pair approve {id}` or deny with `muster pair deny {id}`",
-        req.name,
-        req.addr,
-        req.tags.join(","),
-        if queued.replaces.is_some() { " (already paired: approve needs --replace)" } else { "" },
-    );
+            req.name,
+            req.addr,
+            req.tags.join(","),
+            if queued.replaces.is_some() { " (already paired: approve needs --replace)" } else { "" },
+        );
+    }
     writer.write_value(&PairMessage::Pending { id: id.clone(), code, expires_in_s: opts.expire_s }).await?;
     if let Some(p) = prompt {
         let _ = p.send(queued);
@@ -228,12 +305,15 @@ async fn connection(
             Some(r) => match r.decision {
                 Decision::Pending => continue,
                 Decision::Denied { reason } => refuse(reason),
-                Decision::Approved { cert_pem, .. } => PairMessage::Approved(PairGrant {
-                    cert_pem,
-                    ca_pem: issuer.ca_pem.clone(),
-                    dispatcher_id: issuer.dispatcher_id.clone(),
-                    dispatcher_serial: issuer.dispatcher_serial.clone(),
-                }),
+                Decision::Approved { cert_pem, .. } => {
+                    let issuer = issuer(&opts.state)?;
+                    PairMessage::Approved(PairGrant {
+                        cert_pem,
+                        ca_pem: issuer.ca_pem,
+                        dispatcher_id: issuer.dispatcher_id,
+                        dispatcher_serial: issuer.dispatcher_serial,
+                    })
+                }
             },
         };
         store::remove(&opts.state, &id);
@@ -256,4 +336,22 @@ pub async fn listen(opts: Listen, bind: &str, shutdown: impl Future<Output = ()>
     let at = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| bind.to_string());
     println!("listening for pairing requests on {at} (requests expire after {}s)", opts.expire_s);
     serve(opts, listener, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{answer, Answer};
+
+    #[test]
+    fn only_a_clear_answer_decides() {
+        assert_eq!(answer("y\n", false), Some(Answer::Approve { replace: false }));
+        assert_eq!(answer(" YES ", false), Some(Answer::Approve { replace: false }));
+        assert_eq!(answer("n", false), Some(Answer::Deny));
+        assert_eq!(answer("No\n", true), Some(Answer::Deny));
+        assert_eq!(answer("r", true), Some(Answer::Approve { replace: true }));
+        for unclear in ["", "\n", "r", "replace", "yy", "ok", "q", "\u{1b}[A", "y n"] {
+            assert_eq!(answer(unclear, false), None, "{unclear:?} asks again");
+        }
+        assert_eq!(answer("", true), None);
+    }
 }

@@ -31,6 +31,8 @@ pub enum PairError {
     AlreadyPaired { name: String, serial: String },
     #[error("pairing request {0} expired")]
     Expired(String),
+    #[error("pairing request {0} was held by `muster pair listen` (pid {1}), which has stopped, so nobody could deliver the certificate; the request is removed; start `muster pair listen` and have the agent ask again")]
+    ListenerGone(String, u32),
     #[error("cannot use {}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{} is not a pairing request: {why}", .path.display())]
@@ -78,6 +80,17 @@ pub struct Request {
     /// When it was decided (seconds since the epoch).
     #[serde(default)]
     pub decided: Option<u64>,
+    /// The pid of the `muster pair listen` holding the agent's connection;
+    /// a request whose listener is gone can never be delivered.
+    #[serde(default)]
+    pub listener: Option<u32>,
+}
+
+impl Request {
+    /// True when the listener that holds this request's connection is gone.
+    pub fn orphaned(&self) -> bool {
+        self.listener.is_some_and(|pid| !crate::exec::runner::process_alive(pid as i32))
+    }
 }
 
 /// The pairing directory of a state dir.
@@ -154,7 +167,7 @@ fn sweep(state: &Path, now: u64) -> Result<Vec<Request>, PairError> {
         let Some(id) = name.strip_suffix(".json") else { continue };
         let Ok(Some(r)) = load(state, id) else { continue };
         let stale = match r.decision {
-            Decision::Pending => now >= r.expires,
+            Decision::Pending => now >= r.expires || r.orphaned(),
             _ => r.decided.is_some_and(|d| now >= d + DECIDED_KEEP_S),
         };
         if stale {
@@ -176,6 +189,8 @@ pub struct NewRequest {
     pub key_type: String,
     pub code: String,
     pub csr_der: Vec<u8>,
+    /// The pid of the listener that holds the connection.
+    pub listener: Option<u32>,
 }
 
 /// Queue a request valid for `expire_s` seconds from `now`. A pending
@@ -207,6 +222,7 @@ pub fn queue(state: &Path, new: NewRequest, now: u64, expire_s: u64) -> Result<R
         replaces,
         decision: Decision::Pending,
         decided: None,
+        listener: new.listener,
     };
     save(state, &r)?;
     Ok(r)
@@ -227,7 +243,26 @@ fn pending(state: &Path, id: &str, now: u64) -> Result<Request, PairError> {
         remove(state, id);
         return Err(PairError::Expired(id.to_string()));
     }
+    if let (true, Some(pid)) = (r.orphaned(), r.listener) {
+        remove(state, id);
+        return Err(PairError::ListenerGone(id.to_string(), pid));
+    }
     Ok(r)
+}
+
+/// Remove the pending requests held by listener `pid` (it is stopping).
+pub fn remove_held_by(state: &Path, pid: u32) {
+    let Ok(_l) = lock(state) else { return };
+    let Ok(rd) = std::fs::read_dir(dir(state)) else { return };
+    for entry in rd.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(id) = name.strip_suffix(".json") else { continue };
+        if let Ok(Some(r)) = load(state, id) {
+            if r.listener == Some(pid) && r.decision == Decision::Pending {
+                remove(state, id);
+            }
+        }
+    }
 }
 
 /// Approve request `id`: sign its CSR, write the registry entry, and record
@@ -286,6 +321,7 @@ mod tests {
             key_type: "ECDSA P-256".into(),
             code: "123456".into(),
             csr_der: vec![1, 2, 3],
+            listener: None,
         }
     }
 
@@ -315,5 +351,26 @@ mod tests {
         }
         assert!(matches!(queue(d.path(), new("one-more"), 5_000, 600), Err(PairError::TooMany)));
         assert!(load(d.path(), "../../etc/passwd").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_request_whose_listener_is_gone_cannot_be_approved() {
+        let d = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let r = queue(d.path(), NewRequest { listener: Some(gone), ..new("a1") }, 1_000, 600).unwrap();
+        match approve(d.path(), &r.id, false, 1_001, 30) {
+            Err(e @ PairError::ListenerGone(..)) => assert!(e.to_string().contains("pair listen"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(load(d.path(), &r.id).unwrap().is_none(), "removed");
+        let live = queue(d.path(), NewRequest { listener: Some(std::process::id()), ..new("a2") }, 1_000, 600).unwrap();
+        let orphan = queue(d.path(), NewRequest { listener: Some(gone), ..new("a3") }, 1_000, 600).unwrap();
+        let listed: Vec<String> = list(d.path(), 1_002).unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(listed, vec![live.id.clone()], "an orphan is swept from the list");
+        assert!(load(d.path(), &orphan.id).unwrap().is_none());
+        remove_held_by(d.path(), std::process::id());
+        assert!(list(d.path(), 1_003).unwrap().is_empty(), "a stopping listener removes what it held");
     }
 }
