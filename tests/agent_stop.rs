@@ -113,3 +113,50 @@ fn actions_see_a_minimal_environment_plus_what_the_config_adds() {
         );
     }
 }
+
+#[test]
+fn a_killed_agent_is_reported_lost_and_its_restart_kills_what_it_left() {
+    let mut f = Fleet::new();
+    let (pidfile, async_pidfile) = (f.path("sleeper.pid"), f.path("other.pid"));
+    let s = f.script("sleeper", &format!("echo $$ > {}\nsleep 60", pidfile.display()));
+    let o = f.script("other", &format!("echo $$ > {}\necho begun\nsleep 60", async_pidfile.display()));
+    let i = f.add("agent3", &[], &[("sleeper", &s), ("other", &o)]);
+    f.configure(i, "kill_grace = 1\nresult_retention = 600");
+    f.start_all();
+    // One run waits for its result, the other was started --async.
+    let run = spawn_run(&f, "agent3", &["--output", "json"], &["sleeper"]);
+    let pgid = read_pid(&pidfile);
+    let out = f.run("agent3", &["--async"], &["other"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let id =
+        stdout(&out).lines().find_map(|l| l.strip_prefix("request ")).unwrap().split(' ').next().unwrap().to_string();
+    let async_pgid = read_pid(&async_pidfile);
+    wait_for(Duration::from_secs(10), "the async output to be stored", || {
+        std::fs::read_dir(f.agents[0].dir.join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .any(|r| std::fs::read_to_string(r.path()).is_ok_and(|t| t.contains("begun")))
+    });
+
+    f.signal(0, libc::SIGKILL);
+    let out = run.wait_with_output().unwrap();
+    let end = &ends(&out)["agent3"];
+    assert_eq!(end["state"], "lost", "{}", stdout(&out));
+    assert!(end["detail"].as_str().unwrap_or_default().contains("after the action started"), "{end}");
+    assert_eq!(code(&out) & 8, 8, "the lost bit: {}", stderr(&out));
+    let _ = f.agents[0].child.as_mut().unwrap().wait();
+    assert!(!group_members(pgid).is_empty(), "killing the agent outright left the action running");
+
+    f.start(0);
+    f.wait_listening(0);
+    for g in [pgid, async_pgid] {
+        wait_for(Duration::from_secs(10), "the leftover group to be killed", || group_members(g).is_empty());
+    }
+    assert!(f.log(0).contains("left running by agent"), "{}", f.log(0));
+    let st = f.muster(&["status", &id, "--output", "json"]);
+    assert_eq!(ends(&st)["agent3"]["state"], "lost", "{}", stdout(&st));
+    let text: String = events(&st).iter().filter_map(|e| e["text"].as_str().map(String::from)).collect();
+    assert_eq!(text, "begun\n", "the output seen before the agent died is kept");
+}

@@ -79,7 +79,14 @@ pub struct Record {
     /// Seconds since the epoch of the last write (for pruning).
     #[serde(default)]
     pub updated: u64,
+    /// When a running record was last written (not stored).
+    #[serde(skip)]
+    written: Option<std::time::Instant>,
 }
+
+/// A running record's output so far is written at most this often, so an
+/// agent killed outright (SIGKILL, power loss) leaves what was seen.
+const WRITE_RUNNING_EVERY: Duration = Duration::from_secs(2);
 
 fn epoch() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -141,6 +148,7 @@ impl Results {
             truncated: false,
             output: Vec::new(),
             updated: epoch(),
+            written: Some(std::time::Instant::now()),
         };
         self.write(&r);
         if let Ok(mut live) = self.live.lock() {
@@ -154,9 +162,17 @@ impl Results {
         let key = (dispatcher.to_string(), request_id.to_string());
         let Ok(mut live) = self.live.lock() else { return };
         let Some(r) = live.get_mut(&key) else { return };
+        let mut write_now = false;
         match m {
-            Message::Started { pid, .. } => r.pid = Some(*pid),
-            Message::Output { stream, bytes, .. } => r.output.push(Chunk::new(*stream, bytes)),
+            Message::Started { pid, .. } => {
+                r.pid = Some(*pid);
+                write_now = true;
+            }
+            Message::Output { stream, bytes, .. } => {
+                r.output.push(Chunk::new(*stream, bytes));
+                // The first chunk at once, then at most every 2 s.
+                write_now = r.output.len() == 1 || r.written.is_none_or(|w| w.elapsed() >= WRITE_RUNNING_EVERY);
+            }
             Message::Finished(f) => finish(r, f),
             Message::Refused { reason, .. } => {
                 r.state = "refused".into();
@@ -171,6 +187,12 @@ impl Results {
             live.remove(&key);
             drop(live);
             self.write(&done);
+        } else if write_now {
+            r.updated = epoch();
+            r.written = Some(std::time::Instant::now());
+            let now = r.clone();
+            drop(live);
+            self.write(&now);
         }
     }
 
@@ -202,7 +224,11 @@ impl Results {
                     removed += 1;
                 } else if startup && r.state == "running" {
                     r.state = "lost".into();
-                    r.detail = Some("the agent stopped while it ran".into());
+                    r.detail = Some(
+                        "the agent stopped while it ran (its output up to then is kept; \
+                         processes it left were killed when it started again)"
+                            .into(),
+                    );
                     r.updated = now;
                     self.write(&r);
                 }
@@ -268,9 +294,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Results::new(d.path(), Duration::from_secs(3600));
         s.begin("ops", &run("r2"));
+        s.note("ops", "r2", &Message::Started { id: 1, pid: 4242 });
+        s.note("ops", "r2", &Message::Output { id: 1, stream: Stream::Stdout, bytes: b"first\n".to_vec() });
         let again = Results::new(d.path(), Duration::from_secs(3600));
         assert_eq!(again.sweep(true), 0);
-        assert_eq!(again.fetch("ops", "r2").unwrap().state, "lost");
+        let lost = again.fetch("ops", "r2").unwrap();
+        assert_eq!((lost.state.as_str(), lost.pid), ("lost", Some(4242)), "the pid was written when it started");
+        assert_eq!(lost.output.len(), 1, "output seen before the agent died is kept");
         let short = Results::new(d.path(), Duration::ZERO);
         assert_eq!(short.sweep(false), 1);
         assert!(short.fetch("ops", "r2").is_none());

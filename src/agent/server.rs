@@ -173,6 +173,17 @@ impl Conn {
     }
 }
 
+/// Keep the journal of running process groups in `<state_dir>/running`,
+/// killing what an agent killed outright left there (`exec::groups`).
+pub fn start_journal(agent: &Agent) {
+    let dir = agent.cfg.state_dir.join("running");
+    match crate::exec::groups::keep_journal(&dir) {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!("killed {n} process group(s) left running by an agent that was killed"),
+        Err(e) => tracing::warn!("cannot keep a journal of running actions in {}: {e}", dir.display()),
+    }
+}
+
 /// Run an agent from its config until SIGTERM/SIGINT; SIGHUP reloads.
 /// Serves mTLS when `tls` is on and the hub when a `[hub]` section exists.
 pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
@@ -187,6 +198,7 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
         let hub = Arc::new(super::hub::HubAgent::new(agent.clone(), h)?);
         tokio::spawn(hub.run());
     }
+    start_journal(&agent);
     agent.results.sweep(true);
     tokio::spawn(sweep_results(agent.clone()));
     let listener = if agent.cfg.tls {

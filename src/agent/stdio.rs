@@ -41,6 +41,7 @@ pub async fn serve(agent: Arc<Agent>) {
     let writer = FrameWriter::new(tokio::io::stdout(), max);
     let who = std::env::var("SSH_CLIENT").ok().and_then(|c| c.split_whitespace().next().map(str::to_string));
     let peer = Peer { dispatcher: "stdio".into(), serial: String::new(), addr: who.unwrap_or_else(|| "stdio".into()) };
+    super::server::start_journal(&agent);
     tracing::info!("agent {} serving on stdin/stdout (pid {})", agent.cfg.name, std::process::id());
     session::serve(agent.clone(), reader, writer, peer).await;
     super::server::stop(&agent).await;

@@ -151,7 +151,7 @@ async fn converse(
     let grace = announced_grace(&s).unwrap_or(live.kill_grace).min(Duration::from_secs(3600));
     let mut end_by = guard::after(sent, plan.request.timeout.saturating_add(grace).saturating_add(live.slack));
     let (mut heard, mut pinged, mut ping_id) = (sent, sent, 1u64);
-    let mut cancelled = false;
+    let (mut cancelled, mut started) = (false, false);
     loop {
         let lost_at = heard + live.lost_after;
         let ping_at = heard.max(pinged) + live.ping_every;
@@ -192,6 +192,7 @@ async fn converse(
         let send = |kind| events.send(Event { target: target.name.clone(), kind });
         match msg {
             Ok(Some(Message::Started { pid, .. })) => {
+                started = true;
                 let _ = send(EventKind::Started { pid }).await;
                 if plan.request.detach {
                     result.state = State::Dispatched;
@@ -215,16 +216,21 @@ async fn converse(
                 break;
             }
             Ok(Some(_)) => {}
-            Ok(None) => {
-                result.state = State::Unreachable(Reason::new(
-                    "connection closed",
-                    "the agent closed the connection before the request ended",
-                ));
-                break;
-            }
-            Err(e) => {
-                let why = crate::transport::tls::explain_read(&e.to_string());
-                result.state = State::Unreachable(Reason::new("connection lost", format!("connection lost: {why}")));
+            Ok(None) | Err(_) => {
+                let why = match &msg {
+                    Err(e) => crate::transport::tls::explain_read(&e.to_string()),
+                    _ => "the agent closed the connection".to_string(),
+                };
+                // Once the action started, its fate is unknown: lost, not
+                // unreachable (the agent may have died with it, or not).
+                result.state = if started {
+                    State::Lost(Reason::new(
+                        "connection lost",
+                        format!("connection lost after the action started ({why}); it may still be running or have been killed with the agent"),
+                    ))
+                } else {
+                    State::Unreachable(Reason::new("connection closed", format!("{why} before the action started")))
+                };
                 break;
             }
         }
