@@ -8,7 +8,7 @@ mod hubfleet;
 #[path = "common/redis.rs"]
 mod redis;
 
-use common::{code, ends, stderr};
+use common::{code, ends, stderr, stdout};
 use hubfleet::HubFleet;
 use std::time::{Duration, Instant};
 
@@ -77,8 +77,46 @@ fn failing_silent_and_unknown() {
     let out = station.wait_with_output().unwrap();
     unsafe { libc::kill(pid, libc::SIGCONT) };
     assert_eq!(code(&out) & 8, 8, "{}", stderr(&out));
-    assert!(stderr(&out).contains("reply wait expired"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("went silent"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("went silent past the reply wait"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not even a heartbeat"), "{}", stderr(&out));
+}
+
+#[test]
+fn heartbeats_tell_a_quiet_action_from_a_silent_agent() {
+    let mut f = HubFleet::new();
+    let marker = f.tmp.path().join("talker-started");
+    // Quiet for three reply waits; succeeds: heartbeats are not silence.
+    let quiet = f.script("quiet", "sleep 5; echo done");
+    let talk =
+        f.script("talk", &format!("touch {}; for i in $(seq 20); do echo tick; sleep 0.25; done", marker.display()));
+    f.add("q1", &[], &[("quiet", &quiet)], "");
+    f.add("t1", &[], &[("quiet", &talk)], "");
+    f.start_all();
+    // t1 keeps talking for 10 s; q1 is stopped after it starts: q1 alone
+    // ends lost, about one reply wait later, while t1 goes on.
+    let pid = f.agents[0].child.as_ref().unwrap().id() as i32;
+    let station = std::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "all", "--via", "hub", "--no-discovery", "--reply-wait", "2", "--expect", "2"])
+        .args(["--output", "json", "--", "quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::wait_for(Duration::from_secs(10), "the talker to start", || marker.exists());
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let out = station.wait_with_output().unwrap();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let ev = common::events(&out);
+    let end_of = |who: &str| ev.iter().position(|e| e["event"] == "end" && e["target"] == who).unwrap();
+    assert_eq!(ev[end_of("q1")]["state"], "lost", "{}", stdout(&out));
+    assert_eq!(ev[end_of("t1")]["state"], "succeeded", "{}", stdout(&out));
+    assert!(end_of("q1") < end_of("t1"), "the silent agent ends while the other still runs");
+
+    let out = f.run("q1", &["--output", "json", "--no-discovery", "--reply-wait", "2"], &["quiet"]);
+    assert_eq!(code(&out), 0, "a 5 s quiet action outlives a 2 s reply wait: {}", stderr(&out));
+    assert_eq!(ends(&out)["q1"]["state"], "succeeded");
 }
 
 #[test]

@@ -59,6 +59,16 @@ fn a_denying_dispatcher_hook_stops_a_hub_run_before_any_publish() {
     let log = std::fs::read_to_string(&monitor_log).unwrap();
     assert_eq!(log.matches("\"PUBLISH\"").count(), 1, "only the allowed run published:\n{log}");
     assert!(marker.exists());
+
+    // With discovery on, a1 is learnt by an allowed run; a refused run
+    // asked nobody, so it names nobody missing and learns nothing.
+    let learn = f.run("all", &["--expect", "1"], &["t"]);
+    assert!(stderr(&learn).contains("new agent on"), "{}", stderr(&learn));
+    std::fs::write(&mode, "deny").unwrap();
+    let denied = f.run("all", &[], &["t"]);
+    assert_eq!(code(&denied) & 16, 16, "{}", stderr(&denied));
+    assert!(!stderr(&denied).contains("missing agent"), "{}", stderr(&denied));
+    assert!(!stderr(&denied).contains("no agent answered"), "{}", stderr(&denied));
 }
 
 #[test]

@@ -209,6 +209,7 @@ impl HubAgent {
         let pusher =
             tokio::spawn(push_replies(rx, rbox, cmd.clone(), self.identity.clone(), self.tags.clone(), conn.clone()));
         let peer = peer(&cmd, &self.cfg.channel);
+        let heartbeat = (cmd.heartbeat_ms > 0).then(|| tokio::spawn(heartbeats(tx.clone(), cmd.heartbeat_ms)));
         let mut held = None;
         if !self.wait_durable(version).await {
             let why = "this agent cannot record the command's sequence number, so a replay could not be refused";
@@ -228,6 +229,9 @@ impl HubAgent {
                     }
                 },
             }
+        }
+        if let Some(h) = heartbeat {
+            h.abort();
         }
         drop(tx);
         let _ = pusher.await;
@@ -324,6 +328,18 @@ async fn write_marks(path: PathBuf, mut marks: watch::Receiver<(u64, String)>, d
             }
             Ok(Err(e)) => tracing::warn!("hub: cannot persist {}: {e}", path.display()),
             Err(e) => tracing::warn!("hub: cannot persist {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Say `Pong { id: 0 }` every `every_ms` (at least 1 s) while the request
+/// is held; aborted when it ends.
+async fn heartbeats(tx: mpsc::Sender<Message>, every_ms: u64) {
+    let every = Duration::from_millis(every_ms.max(1000));
+    loop {
+        tokio::time::sleep(every).await;
+        if tx.send(Message::Pong { id: 0 }).await.is_err() {
+            return;
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
             agents: names,
             fanout: u32::try_from(a.fanout.unwrap_or(0)).unwrap_or(u32::MAX),
             slot_wait: forever(a.reply_wait).unwrap_or(Duration::from_secs(86_400)),
+            heartbeat: heartbeat_for(forever(a.reply_wait)),
         },
         waits: Waits {
             hello: forever(a.hello_wait),
@@ -71,7 +72,10 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
         HubCarrier { redis, channel: channel.clone(), identity, station_key, network, seq_file: hub_dir.join("seq") };
     let outcome =
         super::run::dispatch_recorded(state, cfg, Carrier::Broadcast(Arc::new(carrier)), plan, super::run::mode(&a))?;
-    if !a.no_discovery {
+    // A run the hook refused published nothing: nobody was asked, so
+    // nobody is new or missing.
+    let asked = outcome.refused_run.is_none();
+    if asked && !a.no_discovery {
         for n in discovery.record(&channel, &outcome.answered) {
             eprintln!("muster: new agent on {channel}: {n}");
         }
@@ -79,13 +83,13 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
             eprintln!("muster: {e}");
         }
     }
-    for n in also_expected.iter().filter(|n| !outcome.answered.contains_key(*n)) {
+    for n in also_expected.iter().filter(|n| asked && !outcome.answered.contains_key(*n)) {
         eprintln!(
             "muster: missing agent on {channel}: {n} (seen before, did not answer; --fail-missing makes this an error)"
         );
     }
-    if outcome.results.iter().any(|r| matches!(r.state, State::Lost(_))) {
-        eprintln!("muster: reply wait expired with agents still running (see --reply-wait)");
+    if outcome.results.iter().any(|r| matches!(&r.state, State::Lost(why) if why.kind == "went silent")) {
+        eprintln!("muster: some agents went silent past the reply wait while holding the request (see --reply-wait)");
     }
     if outcome.results.is_empty() && outcome.refused_run.is_none() {
         eprintln!(
@@ -94,6 +98,12 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
         );
     }
     Ok(outcome.exit_status())
+}
+
+/// Agents say they are alive four times per reply wait (1 s to 30 s), so
+/// one lost heartbeat never ends a run; no reply wait, no heartbeats.
+fn heartbeat_for(reply: Option<Duration>) -> Duration {
+    reply.map(|r| (r / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))).unwrap_or(Duration::ZERO)
 }
 
 pub fn swarm(config: &Path, count: usize) -> Result<u8> {

@@ -1,8 +1,10 @@
 //! Dispatch over a [`Broadcaster`]: one order is published to a scope and
 //! the targets are whoever answers. The waits follow cbradio: `hello`
-//! bounds the wait for a first answer; `reply` bounds each silence while
-//! some agent runs (an agent silent past it ends `lost`, +8); once nothing
-//! runs, the dispatch stays until `minimum` has passed since publishing,
+//! bounds the wait for a first answer; `reply` bounds each agent's silence
+//! while it holds the request — agents send heartbeats
+//! ([`Scope::heartbeat`](crate::transport::carrier::Scope::heartbeat)), so a long quiet action is not silence, and an agent
+//! silent past it ends `lost` (+8) on its own while the others go on; once
+//! nothing runs, the dispatch stays until `minimum` has passed since publishing,
 //! unless every expected agent (required, seen before, or `--expect N`) has
 //! ended. Each agent is also bounded by the request timeout + kill grace +
 //! slack from its start. The error budget asks agents still waiting for a
@@ -27,8 +29,21 @@ const POLL: Duration = Duration::from_secs(1);
 struct Track {
     state: Option<State>,
     started: Option<Instant>,
+    /// When anything (a heartbeat included) last came from it.
+    heard: Option<Instant>,
     truncated: bool,
     tags: Vec<String>,
+}
+
+/// `lost` for an agent silent for `d`.
+fn went_silent(d: Duration) -> State {
+    State::Lost(Reason::new(
+        "went silent",
+        format!(
+            "went silent: nothing, not even a heartbeat, for {}s (see --reply-wait); it may still be running",
+            d.as_secs()
+        ),
+    ))
 }
 
 /// Publish the plan's request and follow every answer to its end. An error
@@ -48,18 +63,24 @@ pub async fn run(
     let mut expected: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
     expected.extend(plan.broadcast.also_expected.iter().map(String::as_str));
     let mut agents: BTreeMap<String, Track> = BTreeMap::new();
-    let (mut last_activity, mut failures, mut stopped) = (t0, 0usize, false);
+    let (mut failures, mut stopped) = (0usize, false);
     let mut cancel_by: Option<Instant> = None;
-    let mut silent_for = None;
     loop {
         let now = Instant::now();
-        // Per-agent bound: timeout + grace + slack from its start.
+        // Per-agent bounds: timeout + grace + slack from its start, and
+        // the reply wait since it was last heard from.
         for (name, t) in agents.iter_mut().filter(|(_, t)| t.state.is_none()) {
+            let silent =
+                waits.reply.filter(|r| cancel_by.is_none() && t.heard.is_some_and(|h| now >= guard::after(h, *r)));
             if t.started.is_some_and(|s| now >= guard::after(s, per_agent)) {
                 t.state = Some(State::TimedOut);
-                end(events, name, t).await;
-                failures += 1;
+            } else if let Some(r) = silent {
+                t.state = Some(went_silent(r));
+            } else {
+                continue;
             }
+            end(events, name, t).await;
+            failures += 1;
         }
         if failures >= budget && !stopped {
             stopped = true;
@@ -77,7 +98,9 @@ pub async fn run(
         } else if agents.is_empty() {
             waits.hello.map(|h| guard::after(t0, h))
         } else if active > 0 {
-            waits.reply.map(|r| guard::after(last_activity, r))
+            // Only to size the wait: the silent are ended above.
+            let quiet = agents.values().filter(|a| a.state.is_none()).filter_map(|a| a.heard).min();
+            waits.reply.zip(quiet).map(|(r, q)| guard::after(q, r)).filter(|d| *d > now)
         } else {
             let all_expected =
                 !expected.is_empty() && expected.iter().all(|n| agents.get(*n).is_some_and(|a| a.state.is_some()));
@@ -87,9 +110,6 @@ pub async fn run(
             Some(guard::after(t0, waits.minimum))
         };
         if deadline.is_some_and(|d| now >= d) {
-            if active > 0 && cancel_by.is_none() {
-                silent_for = waits.reply;
-            }
             break;
         }
         let chunk = deadline.map(|d| d - now).unwrap_or(POLL).min(POLL);
@@ -114,9 +134,6 @@ pub async fn run(
                 break;
             }
         };
-        if !answers.is_empty() {
-            last_activity = Instant::now();
-        }
         for a in answers {
             if take(&mut agents, a, events).await {
                 failures += 1;
@@ -127,13 +144,10 @@ pub async fn run(
     let cancelled = cancel_by.is_some();
     for (name, mut t) in agents {
         if t.state.is_none() {
-            t.state = Some(match (cancelled, silent_for) {
-                (true, _) => State::Cancelled,
-                (false, Some(d)) => State::Lost(Reason::new(
-                    "went silent",
-                    format!("went silent: no answer for {}s (see --reply-wait); it may still be running", d.as_secs()),
-                )),
-                (false, None) => State::Lost(Reason::new("went silent", "stopped answering")),
+            t.state = Some(if cancelled {
+                State::Cancelled
+            } else {
+                State::Lost(Reason::new("went silent", "stopped answering"))
             });
             end(events, &name, &t).await;
         }
@@ -166,6 +180,7 @@ async fn take(agents: &mut BTreeMap<String, Track>, a: Answer, events: &mpsc::Se
         return false;
     }
     t.tags = a.tags;
+    t.heard = Some(Instant::now());
     let kind = match a.message {
         Message::Queued { .. } => None,
         Message::Started { pid, .. } => {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 const SIG_DOMAIN: &[u8] = b"muster-hub-command-v1";
-pub const ENVELOPE_VERSION: u8 = 1;
+pub const ENVELOPE_VERSION: u8 = 2;
 /// Smallest padding bucket; buckets grow by 4x.
 const MIN_BUCKET: usize = 256;
 
@@ -50,6 +50,10 @@ pub struct Command {
     pub fanout: u32,
     /// How long an agent waits for a run slot before refusing busy.
     pub slot_wait_ms: u64,
+    /// While it holds a `Run` (waiting for a slot or running), the agent
+    /// replies `Pong { id: 0 }` this often, so the station tells a long
+    /// quiet action from a dead agent; 0 = never. (Envelope version 2.)
+    pub heartbeat_ms: u64,
     pub order: Order,
 }
 

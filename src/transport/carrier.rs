@@ -111,6 +111,9 @@ pub struct Scope {
     pub fanout: u32,
     /// How long an agent waits for a run slot before refusing busy.
     pub slot_wait: Duration,
+    /// How often each agent says it is alive while it holds the request
+    /// (waiting for a slot or running); zero = never.
+    pub heartbeat: Duration,
 }
 
 /// One message from one agent that answered a broadcast.

@@ -94,6 +94,7 @@ impl Sender {
             reply_to: self.reply_to.clone(),
             fanout: self.scope.fanout,
             slot_wait_ms: u64::try_from(self.scope.slot_wait.as_millis()).unwrap_or(u64::MAX),
+            heartbeat_ms: u64::try_from(self.scope.heartbeat.as_millis()).unwrap_or(u64::MAX),
             order,
         };
         let sealed = envelope::seal_command(&c.station_key, &c.network, &cmd, &fresh)
