@@ -110,6 +110,7 @@ fn dispatch_sample(state: &Path) -> Result<u8> {
         via: "tls".into(),
         targets: resolved.targets,
         missing: resolved.missing,
+        tags: Vec::new(),
         fanout: 64,
         max_errors: None,
         lock_dir: Some(state.join("locks")),

@@ -26,3 +26,4 @@ pub mod settings;
 pub mod state;
 pub mod timefmt;
 pub mod transport;
+pub mod words;

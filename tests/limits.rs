@@ -164,3 +164,21 @@ fn dispatcher_hook_exit_codes_and_timeout() {
     f.start_all();
     hook_cases(&f, &mode);
 }
+
+#[test]
+fn the_dispatcher_hook_sees_the_selection_tags_on_mtls_too() {
+    let mut f = Fleet::new();
+    let ctx = f.path("ctx.json");
+    let hook = f.script("hook", &format!("cat > {}; exit 0", ctx.display()));
+    let t = f.script("t", "echo ran");
+    f.add("h1", &["web"], &[("t", &t)]);
+    f.add("h2", &["db"], &[("t", &t)]);
+    std::fs::write(f.state.join("dispatcher.toml"), format!("hook = {:?}\n", hook.display().to_string())).unwrap();
+    f.start_all();
+    let out = f.run("all", &["--tags", "web"], &["t"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&ctx).unwrap()).unwrap();
+    assert_eq!(v["tags"], serde_json::json!(["web"]), "{v}");
+    assert_eq!(v["targets"], serde_json::json!(["h1"]), "{v}");
+    assert_eq!(v["via"], "tls");
+}

@@ -114,6 +114,24 @@ fn usage_errors_exit_1_with_a_hint_and_help_exits_0() {
         (&["frobnicate"], "unrecognized subcommand"),
         (&["run", "all", "--bogus", "--", "x"], "--bogus"),
         (&["ping"], "TARGETS"),
+        // Numbers: the value and the rule, never "unexpected argument".
+        (&["run", "all", "--timeout", "-5", "--", "x"], "\"-5\" must be more than 0 seconds"),
+        (&["run", "all", "--timeout", "0", "--", "x"], "\"0\" must be more than 0 seconds"),
+        (&["run", "all", "--timeout", "nan", "--", "x"], "\"nan\" is not a finite number of seconds"),
+        (&["run", "all", "--timeout", "inf", "--", "x"], "\"inf\" is not a finite number of seconds"),
+        (&["run", "all", "--timeout", "ten", "--", "x"], "is not a number of seconds"),
+        (&["run", "all", "--hello-wait", "-1", "--", "x"], "\"-1\" must be 0 or more seconds"),
+        (&["wait", "abc", "--timeout", "-1"], "must be more than 0 seconds"),
+        (&["run", "all", "--fanout", "0", "--", "x"], "\"0\" must be 1 or more"),
+        (&["run", "all", "--fanout", "-3", "--", "x"], "\"-3\" must be 1 or more"),
+        (&["run", "all", "--max-errors", "0", "--", "x"], "\"0\" must be 1 or more"),
+        (&["run", "all", "--expect", "0", "--", "x"], "must be 1 or more"),
+        (&["ping", "all", "--fanout", "0"], "must be 1 or more"),
+        (&["put", "all", "/etc/hostname", "/tmp/x", "--fanout", "0"], "must be 1 or more"),
+        (&["run", "all", "--fanout", "1.5", "--", "x"], "is not a whole number"),
+        // --async keeps results on mTLS agents only.
+        (&["run", "all", "--via", "hub", "--async", "--", "x"], "--async needs --via tls"),
+        (&["run", "all", "--via", "ssh", "--async", "--", "x"], "--async needs --via tls"),
     ];
     for (args, want) in cases {
         let out = f.muster(args);

@@ -328,3 +328,30 @@ fn two_dispatcher_instances_on_one_state_dir_interleave_safely() {
     assert_eq!(unique.len(), serials.len(), "{serials:?}");
     assert_eq!(code(&f.run("h[1-3]", &[], &["t"])), 0, "the rotated instance still reaches everyone");
 }
+
+#[test]
+fn status_of_a_run_without_async_shows_its_recorded_ends_and_list_says_where_async_runs_started() {
+    let mut f = Fleet::new();
+    let ok = f.script("ok", "echo fine");
+    let bad = f.script("bad", "exit 3");
+    f.add("a1", &[], &[("ok", &ok), ("bad", &bad)]);
+    f.add("a2", &[], &[("ok", &ok), ("bad", &bad)]);
+    f.start_all();
+    let out = f.run("a1,a2", &[], &["bad"]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let list = f.muster(&["list-requests", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let id = v[0]["request_id"].as_str().unwrap().to_string();
+    for verb in ["status", "wait"] {
+        let st = f.muster(&[verb, &id]);
+        assert_eq!(code(&st), 4, "{verb}: the recorded exit status: {}", stderr(&st));
+        assert!(stdout(&st).contains("ran without --async"), "{}", stdout(&st));
+        assert!(stdout(&st).contains("a1: failed(exit 3)") || stdout(&st).contains("a1: failed"), "{}", stdout(&st));
+    }
+    let out = f.run("a1", &["--async"], &["ok"]);
+    assert!(stdout(&out).contains("started on 1 of 1 target\n"), "{}", stdout(&out));
+    let text = stdout(&f.muster(&["list-requests"]));
+    assert!(text.contains("async") && text.contains("started on 1; see `muster status"), "{text}");
+    assert!(text.contains("sync") && text.contains("exit 4"), "{text}");
+    assert!(text.contains("on 1 target ") && text.contains("on 2 targets"), "{text}");
+}

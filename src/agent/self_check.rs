@@ -34,7 +34,7 @@ pub fn run(config: &std::path::Path) -> Vec<Check> {
         Ok((catalog, warnings)) if warnings.is_empty() => out.push(check(
             true,
             "allowlist",
-            format!("{} actions, every script exists and is executable", catalog.len()),
+            format!("{}, every script exists and is executable", crate::words::plural(catalog.len(), "action")),
         )),
         Ok((_, warnings)) => {
             for w in warnings {

@@ -98,7 +98,7 @@ pub async fn serve(agent: Arc<Agent>, listener: TcpListener, shutdown: impl Futu
 /// Cancel running requests and wait for their end reports.
 pub async fn stop(agent: &Agent) {
     let running = agent.active();
-    tracing::info!("stopping: {running} requests running");
+    tracing::info!("stopping: {} running", crate::words::plural(running as usize, "request"));
     agent.begin_stop();
     let limit = agent.cfg.grace().saturating_add(Duration::from_secs(5));
     if !agent.wait_requests(limit).await {
@@ -208,10 +208,10 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", agent.cfg.listen))?;
         let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
-            "agent {} listening on {bound} ({} actions, {} trusted dispatchers)",
+            "agent {} listening on {bound} ({}, {})",
             agent.cfg.name,
-            agent.catalog().len(),
-            agent.trust().dispatcher_count()
+            crate::words::plural(agent.catalog().len(), "action"),
+            crate::words::plural(agent.trust().dispatcher_count(), "trusted dispatcher")
         );
         Some(listener)
     } else {
@@ -228,9 +228,9 @@ pub async fn run(agent: Arc<Agent>) -> Result<(), String> {
                 }
                 match agent.reload() {
                     Ok(()) => tracing::info!(
-                        "reloaded: {} actions, {} trusted dispatchers",
-                        agent.catalog().len(),
-                        agent.trust().dispatcher_count()
+                        "reloaded: {}, {}",
+                        crate::words::plural(agent.catalog().len(), "action"),
+                        crate::words::plural(agent.trust().dispatcher_count(), "trusted dispatcher")
                     ),
                     Err(e) => tracing::error!("reload failed: {e}"),
                 }

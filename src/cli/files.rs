@@ -24,7 +24,7 @@ pub struct Where {
     #[arg(long, value_enum, default_value_t = Via::Tls)]
     pub via: Via,
     /// Targets at once
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one, allow_negative_numbers = true)]
     pub fanout: Option<usize>,
     /// SSH: do not copy the agent to hosts that lack it
     #[arg(long)]

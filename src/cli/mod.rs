@@ -28,14 +28,33 @@ const MAX_SECONDS: f64 = 1e9;
 
 /// A number of seconds, 0 or more (fractions allowed), at most 1e9.
 pub fn seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds (e.g. 30 or 0.5)"))?;
-    if !v.is_finite() || v < 0.0 {
+    let v = number_of_seconds(s)?;
+    if v < 0.0 {
         return Err(format!("{s:?} must be 0 or more seconds"));
     }
     if v > MAX_SECONDS {
         return Err(format!("{s:?} seconds is too long; the most is {MAX_SECONDS:e} (about 30 years)"));
     }
     Duration::try_from_secs_f64(v).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A finite number of seconds, any sign.
+fn number_of_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds (e.g. 30 or 0.5)"))?;
+    if !v.is_finite() {
+        return Err(format!("{s:?} is not a finite number of seconds (e.g. 30 or 0.5)"));
+    }
+    Ok(v)
+}
+
+/// A count of 1 or more (`--fanout`, `--max-errors`, `--expect`): 0
+/// would run nothing or stop before starting.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| format!("{s:?} is too large")),
+        Ok(_) => Err(format!("{s:?} must be 1 or more")),
+        Err(_) => Err(format!("{s:?} is not a whole number (e.g. 10)")),
+    }
 }
 
 /// A number of days, 0 or more (fractions allowed), at most 3650.
@@ -49,6 +68,9 @@ pub fn days(s: &str) -> Result<f64, String> {
 
 /// A number of seconds above 0, at most 1e9.
 pub fn positive_seconds(s: &str) -> Result<Duration, String> {
+    if number_of_seconds(s)? <= 0.0 {
+        return Err(format!("{s:?} must be more than 0 seconds"));
+    }
     let d = seconds(s)?;
     if d.is_zero() {
         return Err(format!("{s:?} must be more than 0 seconds"));
@@ -87,7 +109,7 @@ pub enum Command {
         targets: String,
         #[arg(long, value_delimiter = ',')]
         tags: Vec<String>,
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
         fanout: Option<usize>,
     },
     /// The agent registry
@@ -116,7 +138,7 @@ pub enum Command {
     #[command(name = "rotate-cert")]
     RotateCert {
         /// Days the old serial stays trusted (fractions allowed)
-        #[arg(long, default_value_t = rotation::DEFAULT_OVERLAP_DAYS, value_name = "DAYS", value_parser = days)]
+        #[arg(long, default_value_t = rotation::DEFAULT_OVERLAP_DAYS, value_name = "DAYS", value_parser = days, allow_negative_numbers = true)]
         overlap_days: f64,
         /// Validity of the new certificate, days
         #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS, value_name = "DAYS")]
@@ -257,13 +279,13 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
     /// Agents running at once (sliding window); default 64
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     pub fanout: Option<usize>,
     /// Stop starting new targets after this many failures
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     pub max_errors: Option<usize>,
     /// Seconds each target may run (default: default_timeout in dispatcher.toml, 300)
-    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     /// live (default on a terminal), grouped (default otherwise) or json
     #[arg(long, value_enum)]
@@ -287,13 +309,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub redis: Option<String>,
     /// Hub: seconds to wait for a first reply (0 = forever)
-    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "2", value_parser = seconds, allow_negative_numbers = true)]
     pub hello_wait: Duration,
     /// Hub: seconds of silence tolerated while agents run (0 = forever); a silent agent ends lost (+8)
-    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds, allow_negative_numbers = true)]
     pub reply_wait: Duration,
     /// Hub: seconds to stay after sending, once nothing runs (0 = 1)
-    #[arg(long, value_name = "SECONDS", default_value = "4", value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", default_value = "4", value_parser = seconds, allow_negative_numbers = true)]
     pub minimum_wait: Duration,
     /// Hub: run on this agent identity only (repeatable)
     #[arg(long = "agent", value_name = "NAME")]
@@ -302,7 +324,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_discovery: bool,
     /// Hub: return as soon as N agents have finished
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
     pub expect: Option<usize>,
     /// Start the run and return at once with its request id; agents keep running it and keep
     /// the result (collect it with `muster status ID` or `muster wait ID`)

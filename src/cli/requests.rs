@@ -28,7 +28,7 @@ pub struct WaitArgs {
     /// The request id `muster run --async` printed
     pub id: String,
     /// Give up after this many seconds (the exit status then adds +8)
-    #[arg(long, value_name = "SECONDS", value_parser = super::positive_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = super::positive_seconds, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     /// live, grouped (default when not on a terminal) or json
     #[arg(long, value_enum)]
@@ -39,10 +39,37 @@ fn mode(m: Option<Mode>) -> Mode {
     m.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped })
 }
 
+/// A run that was not `--async` ended with its dispatch: what the record
+/// kept of each target's end (the output was shown then). Returns the
+/// recorded exit status; a dispatch that never recorded its end (it was
+/// killed) counts as +8.
+fn show_recorded(r: &runs::RunRecord) -> u8 {
+    println!(
+        "request {} ({} {}) ran without --async over {}: its output was shown when it ran; the ends recorded:",
+        r.request_id,
+        r.action,
+        r.args.join(" "),
+        r.via
+    );
+    for e in &r.results {
+        println!("  {}: {}", e.target, e.detail);
+    }
+    match r.exit {
+        Some(code) => {
+            println!("exit status {code} (ended {})", r.ended.as_deref().unwrap_or("?"));
+            code
+        }
+        None => {
+            println!("its end was never recorded: the dispatching process was probably killed");
+            BIT_WAIT
+        }
+    }
+}
+
 /// Ask every agent the run started on.
-fn fetch(state: &Path, id: &str) -> Result<(runs::RunRecord, Vec<(String, Fetched)>)> {
+fn fetch(state: &Path, record: &runs::RunRecord) -> Result<Vec<(String, Fetched)>> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
-    let record = runs::load(state, id)?;
+    let id = &record.request_id;
     if record.via != "tls" {
         return Err(anyhow!("request {id} ran over {}; only runs over mTLS keep results on the agents", record.via));
     }
@@ -50,7 +77,7 @@ fn fetch(state: &Path, id: &str) -> Result<(runs::RunRecord, Vec<(String, Fetche
     let targets = record.started_targets();
     let limit = Duration::from_secs(cfg.connect_timeout.max(5));
     let got = super::run::runtime()?.block_on(status::fetch_all(carrier, targets, id, cfg.fanout, limit));
-    Ok((record, got))
+    Ok(got)
 }
 
 /// Print what was fetched; returns every target's result.
@@ -71,7 +98,11 @@ fn show(got: &[(String, Fetched)], mode: Mode, t0: Instant) -> Vec<TargetResult>
 
 pub fn status(state: &Path, a: StatusArgs) -> Result<u8> {
     let t0 = Instant::now();
-    let (_, got) = fetch(state, &a.id)?;
+    let record = runs::load(state, &a.id)?;
+    if !record.detach {
+        return Ok(show_recorded(&record));
+    }
+    let got = fetch(state, &record)?;
     Ok(outcome::exit_status(&show(&got, mode(a.output), t0)))
 }
 
@@ -85,8 +116,12 @@ fn pending(got: &[(String, Fetched)]) -> bool {
 
 pub fn wait(state: &Path, a: WaitArgs) -> Result<u8> {
     let t0 = Instant::now();
+    let record = runs::load(state, &a.id)?;
+    if !record.detach {
+        return Ok(show_recorded(&record));
+    }
     loop {
-        let (_, got) = fetch(state, &a.id)?;
+        let got = fetch(state, &record)?;
         let timed_out = a.timeout.is_some_and(|t| t0.elapsed() >= t);
         if !pending(&got) || timed_out {
             let results = show(&got, mode(a.output), t0);
@@ -112,19 +147,24 @@ pub fn list(state: &Path, json: bool) -> Result<u8> {
     }
     for r in all {
         let how = if r.detach { "async" } else { "sync" };
+        // An async run's dispatch ends once it started: say where it
+        // started; its results are on the agents (`muster status`).
+        let started = r.results.iter().filter(|e| e.state == "dispatched").count();
         let ended = match r.exit {
+            Some(_) if r.detach && started == 0 => "nothing started".to_string(),
+            Some(_) if r.detach => format!("started on {started}; see `muster status {}`", r.request_id),
             Some(code) => format!("exit {code}"),
             None => "not ended".into(),
         };
         println!(
-            "{}  {}  {:<5} {:<4}  {} {}  on {} targets  {ended}",
+            "{}  {}  {:<5} {:<4}  {} {}  on {}  {ended}",
             r.request_id,
             r.started,
             how,
             r.via,
             r.action,
             r.args.join(" "),
-            r.targets.len()
+            crate::words::plural(r.targets.len(), "target")
         );
     }
     Ok(0)

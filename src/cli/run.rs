@@ -84,6 +84,7 @@ pub(super) fn base_plan(a: &RunArgs, cfg: &DispatcherConfig, dispatcher: String,
         via: via.to_string(),
         targets: Vec::new(),
         missing: Vec::new(),
+        tags: a.tags.clone(),
         fanout: a.fanout.unwrap_or(cfg.fanout),
         max_errors: a.max_errors,
         lock_dir: None,
@@ -131,6 +132,12 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
     // A missing action is a usage error, whatever else is wrong.
     request(&a, &cfg)?;
+    if a.detach && a.via != super::Via::Tls {
+        bail!(
+            "--async needs --via tls: over the hub a result travels only while the station waits for it, and an \
+             agent started over SSH ends with its session; run without --async, or over mTLS"
+        );
+    }
     match a.via {
         super::Via::Hub => return super::hub::run(state, &cfg, a),
         super::Via::Ssh => return super::ssh::run(state, &cfg, a),
@@ -147,8 +154,12 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a))?;
     if a.detach {
         let n = outcome.results.iter().filter(|r| r.state == State::Dispatched).count();
-        println!("request {id} started on {n} of {} targets", outcome.results.len());
-        println!("see where it stands with `muster status {id}`; wait for its end with `muster wait {id}`");
+        if outcome.refused_run.is_some() || n == 0 {
+            println!("request {id}: nothing started");
+        } else {
+            println!("request {id} started on {n} of {}", crate::words::plural(outcome.results.len(), "target"));
+            println!("see where it stands with `muster status {id}`; wait for its end with `muster wait {id}`");
+        }
     }
     Ok(outcome.exit_status())
 }

@@ -35,7 +35,11 @@ pub fn rotate(state: &Path, overlap_days: f64, days: u32, force: bool) -> Result
     );
     let failed = report("trusts the new serial", &r.agents);
     if failed > 0 {
-        println!("{failed} agents are pending: `muster maintain` retries them during the overlap");
+        println!(
+            "{} {} pending: `muster maintain` retries during the overlap",
+            crate::words::plural(failed, "agent"),
+            crate::words::is_are(failed)
+        );
     }
     Ok(0)
 }
@@ -96,7 +100,11 @@ pub fn revoke(state: &Path, what: &str) -> Result<u8> {
     }
     let failed = report("refuses it", &r.pushed);
     if failed > 0 {
-        println!("{failed} agents were not reached: run `muster revoke {what}` again when they are up");
+        println!(
+            "{} {} not reached: run `muster revoke {what}` again when they are up",
+            crate::words::plural(failed, "agent"),
+            crate::words::was_were(failed)
+        );
     }
     Ok(0)
 }

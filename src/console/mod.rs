@@ -200,6 +200,7 @@ impl Console {
             via: format!("{:?}", self.via).to_lowercase(),
             targets,
             missing,
+            tags: Vec::new(),
             fanout: self.cfg.fanout,
             max_errors: None,
             lock_dir: None,
@@ -263,7 +264,8 @@ impl Console {
             "select" | "hosts" => match rest {
                 [spec] => {
                     self.select = spec.clone();
-                    self.targets().map(|(t, m)| println!("{} hosts selected", t.len() + m.len()))
+                    self.targets()
+                        .map(|(t, m)| println!("{} selected", crate::words::plural(t.len() + m.len(), "host")))
                 }
                 _ => Err("usage: select NODESET".into()),
             },

@@ -12,11 +12,12 @@ pub async fn check(spec: &HookSpec, plan: &Plan) -> Option<Reason> {
     let r = &plan.request;
     let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
     let scope = &plan.broadcast.scope;
+    let tags = if plan.tags.is_empty() { &scope.tags } else { &plan.tags };
     let ctx = serde_json::json!({
         "request_id": r.request_id, "action": r.action, "args": r.args,
         "username": r.username, "token": r.token.as_ref().map(|_| "XXX"),
         "dispatcher": plan.dispatcher, "via": plan.via, "targets": names,
-        "tags": scope.tags, "timeout_s": r.timeout.as_secs_f64(),
+        "tags": tags, "timeout_s": r.timeout.as_secs_f64(),
     });
     let env = vec![
         ("MUSTER_REQUEST_ID".to_string(), r.request_id.clone()),

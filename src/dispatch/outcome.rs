@@ -200,9 +200,8 @@ pub fn summary(results: &[TargetResult], wall: Duration) -> String {
         })
         .collect();
     let mut s = format!(
-        "muster: {} target{}: {} in {:.2}s\n",
-        results.len(),
-        if results.len() == 1 { "" } else { "s" },
+        "muster: {}: {} in {:.2}s\n",
+        crate::words::plural(results.len(), "target"),
         if counts.is_empty() { "nothing ran".to_string() } else { counts.join(", ") },
         wall.as_secs_f64()
     );

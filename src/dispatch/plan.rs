@@ -127,6 +127,9 @@ pub struct Plan {
     pub targets: Vec<Target>,
     /// Names that cannot be reached at all, with the reason.
     pub missing: Vec<(String, Reason)>,
+    /// The tags the operator selected targets by (`--tags`), on every
+    /// carrier: the hook sees them as `tags`.
+    pub tags: Vec<String>,
     /// Targets running at once (sliding window) on a dialled carrier; the
     /// broadcast scope carries its own.
     pub fanout: usize,

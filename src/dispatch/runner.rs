@@ -91,6 +91,7 @@ mod tests {
             via: "test".into(),
             targets: names.iter().map(|n| Target { name: n.to_string(), addr: String::new() }).collect(),
             missing: vec![],
+            tags: Vec::new(),
             fanout: 2,
             max_errors: None,
             lock_dir: None,

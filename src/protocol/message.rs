@@ -180,6 +180,7 @@ impl fmt::Display for Refusal {
             Refusal::BadArgs(why) => write!(f, "bad arguments: {why}"),
             Refusal::Denied(why) => write!(f, "denied: {why}"),
             Refusal::HookError(why) => write!(f, "auth hook error: {why}"),
+            Refusal::Busy { limit } if *limit == 1 => write!(f, "busy: 1 request already running"),
             Refusal::Busy { limit } => write!(f, "busy: {limit} requests already running"),
             Refusal::Locked => write!(f, "locked: this action is already running on this host"),
             Refusal::DuplicateId => write!(f, "request id already in use on this session"),
