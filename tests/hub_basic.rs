@@ -152,3 +152,33 @@ fn discovery_reports_new_and_missing() {
     let newer = f.run("all", &["--minimum-wait", "1"], &["t"]);
     assert!(stderr(&newer).contains("new agent on test: a4"), "{}", stderr(&newer));
 }
+
+#[test]
+fn self_check_of_a_hub_only_agent_checks_keys_and_redis_not_certificates() {
+    let mut f = HubFleet::new();
+    let s = f.script("t", "true");
+    f.add("a1", &[], &[("t", &s)], "");
+    f.add("a2", &[], &[], "");
+    let check = |dir: &std::path::Path| {
+        std::process::Command::new(common::BIN)
+            .args(["agent", "self-check", "--config"])
+            .arg(dir.join("agent.toml"))
+            .output()
+            .unwrap()
+    };
+    let out = check(&f.agents[0].dir);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{text}{}", stderr(&out));
+    assert!(text.contains("answers PING") && text.contains("load"), "{text}");
+    assert!(!text.contains("certificate") && !text.contains("trusted map"), "{text}");
+    let empty = stdout(&check(&f.agents[1].dir));
+    assert!(empty.contains("warning: no actions"), "{empty}");
+    // Redis gone: the check names the URL.
+    let conf = f.agents[0].dir.join("agent.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let port = f.redis.port.to_string();
+    std::fs::write(&conf, text.replace(&port, &common::free_addr().port().to_string())).unwrap();
+    let out = check(&f.agents[0].dir);
+    assert_ne!(code(&out), 0);
+    assert!(stdout(&out).contains("does not answer"), "{}", stdout(&out));
+}

@@ -90,7 +90,10 @@ impl Agent {
     pub fn new(cfg: AgentConfig) -> Result<Agent, LoadError> {
         let (catalog, mut warnings) = load_catalog(&cfg)?;
         let (trust, trust_warnings) = Trust::load(&cfg.state_dir)?;
-        warnings.extend(trust_warnings.into_iter().map(LoadWarning::from));
+        // Only mTLS uses the trusted map: a hub-only agent has no need of one.
+        if cfg.tls {
+            warnings.extend(trust_warnings.into_iter().map(LoadWarning::from));
+        }
         warnings.extend(check_hook(&cfg));
         log_warnings(&warnings);
         Ok(Agent {

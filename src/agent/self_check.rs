@@ -1,10 +1,12 @@
 //! `muster agent self-check --config FILE` (ctrl-exec's): the checks an
 //! operator runs before starting an agent or after changing its files,
-//! one line each: the config parses; the key matches the certificate; the
-//! certificate chains to `ca.crt`, names the agent and is valid (with a
-//! warning when it expires within 30 days); the allowlist's scripts exist
-//! and are executable; the trusted map lists a dispatcher; the listen
-//! address can be bound.
+//! one line each: the config parses; the allowlist's scripts exist and are
+//! executable (a warning when there are none). With `tls = true`: the key
+//! matches the certificate; the certificate chains to `ca.crt`, names the
+//! agent and is valid (a warning when it expires within 30 days); the
+//! trusted map lists a dispatcher; the listen address can be bound. With a
+//! `[hub]` section: both keys load and Redis answers PING. An agent with
+//! neither has nothing to serve.
 
 use super::config::AgentConfig;
 use x509_parser::certificate::X509Certificate;
@@ -29,8 +31,19 @@ pub fn run(config: &std::path::Path) -> Vec<Check> {
         Err(e) => return vec![check(false, "config", e.to_string())],
     };
     let mut out = vec![check(true, "config", format!("{} parses", config.display()))];
-    out.extend(certificate(&cfg));
+    if !cfg.tls && cfg.hub.is_none() {
+        out.push(check(false, "carriers", "nothing to serve: set tls = true or add a [hub] section"));
+    }
+    if cfg.tls {
+        out.extend(certificate(&cfg));
+    }
     match crate::exec::Catalog::load(cfg.allowlist.as_deref(), &cfg.run_dirs) {
+        Ok((catalog, warnings)) if warnings.is_empty() && catalog.is_empty() => out.push(check(
+            true,
+            "allowlist",
+            "warning: no actions: every request except the built-ins (ping, info) is refused; add `name = \
+             /path/to/script` lines to the allowlist or a run_dirs entry",
+        )),
         Ok((catalog, warnings)) if warnings.is_empty() => out.push(check(
             true,
             "allowlist",
@@ -43,14 +56,16 @@ pub fn run(config: &std::path::Path) -> Vec<Check> {
         }
         Err(e) => out.push(check(false, "allowlist", e.to_string())),
     }
-    match super::Trust::load(&cfg.state_dir) {
-        Ok((t, _)) if t.dispatcher_count() > 0 => {
-            out.push(check(true, "trusted map", format!("{} dispatcher serials trusted", t.dispatcher_count())))
-        }
-        Ok((_, w)) => out.push(check(false, "trusted map", w.first().map(|w| w.to_string()).unwrap_or_default())),
-        Err(e) => out.push(check(false, "trusted map", e.to_string())),
-    }
     if cfg.tls {
+        match super::Trust::load(&cfg.state_dir) {
+            Ok((t, _)) if t.dispatcher_count() > 0 => out.push(check(
+                true,
+                "trusted map",
+                format!("{} trusted", crate::words::plural(t.dispatcher_count(), "dispatcher serial")),
+            )),
+            Ok((_, w)) => out.push(check(false, "trusted map", w.first().map(|w| w.to_string()).unwrap_or_default())),
+            Err(e) => out.push(check(false, "trusted map", e.to_string())),
+        }
         match std::net::TcpListener::bind(&cfg.listen) {
             Ok(_) => out.push(check(true, "listen", format!("{} can be bound", cfg.listen))),
             Err(e) => out.push(check(
@@ -60,6 +75,40 @@ pub fn run(config: &std::path::Path) -> Vec<Check> {
             )),
         }
     }
+    if let Some(hub) = &cfg.hub {
+        out.extend(hub_checks(hub));
+    }
+    out
+}
+
+/// The hub keys load and Redis answers PING within 3 s.
+fn hub_checks(hub: &crate::hub::config::AgentHub) -> Vec<Check> {
+    let mut out = Vec::new();
+    let keys = crate::hub::keys::load_station_public(&hub.station_key)
+        .and_then(|_| crate::hub::keys::load_network_secret(&hub.network_key));
+    out.push(match keys {
+        Ok(_) => {
+            check(true, "hub keys", format!("{} and {} load", hub.station_key.display(), hub.network_key.display()))
+        }
+        Err(e) => check(false, "hub keys", e),
+    });
+    let ping = async {
+        let client = hub.redis.client()?;
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(3)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(3)));
+        let mut c = client.get_multiplexed_async_connection_with_config(&cfg).await.map_err(|e| e.to_string())?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.map_err(|e| e.to_string())
+    };
+    let answered = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(ping));
+    out.push(match answered {
+        Ok(_) => check(true, "redis", format!("{} answers PING", hub.redis.url)),
+        Err(e) => check(false, "redis", format!("{} does not answer: {e}", hub.redis.url)),
+    });
     out
 }
 

@@ -413,10 +413,29 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("muster: {e:#}");
+            eprintln!("muster: {}", error_text(&e));
             ExitCode::from(crate::dispatch::outcome::EXIT_SETUP)
         }
     }
+}
+
+/// An error and its causes on one line, `a: b: c`, in an operator's
+/// words ([`plain_io`](crate::transport::tls::plain_io)), leaving out a
+/// cause whose text the line already holds (a message often quotes its
+/// source).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let t = crate::transport::tls::plain_io(&cause.to_string());
+        if t.is_empty() || line.contains(&t) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&t);
+    }
+    line
 }
 
 fn init_logging(default: tracing::Level) {
@@ -456,5 +475,23 @@ fn hint(args: &[String]) -> Option<String> {
             Some(format!("put the action after --: muster run {targets} -- {}", rest.join(" ")))
         }
         _ => Some("name the targets, then the action after --: muster run TARGETS -- ACTION [ARGS...]".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read /x: {0}")]
+    struct Quotes(#[source] std::io::Error);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Quotes(io()));
+        assert_eq!(super::error_text(&e), "cannot read /x: no such file");
+        let e = anyhow::Error::new(io()).context("loading the catalog");
+        assert_eq!(super::error_text(&e), "loading the catalog: no such file");
+        let e = anyhow::Error::new(Quotes(io())).context("starting");
+        assert_eq!(super::error_text(&e), "starting: cannot read /x: no such file");
     }
 }

@@ -276,6 +276,7 @@ mod tests {
             reply_to: "muster/c/replies/x".into(),
             fanout: 0,
             slot_wait_ms: 1000,
+            heartbeat_ms: 0,
             order: Order::Run(Run {
                 id: 1,
                 request_id: "r".into(),

@@ -208,9 +208,40 @@ pub fn explain(e: &std::io::Error) -> String {
     }
 }
 
+/// An I/O error's text in an operator's words: rustls's "peer closed
+/// connection without sending TLS close_notify" (with its manual's URL)
+/// says what happened instead, and any `https://docs.rs/...` reference
+/// is dropped.
+pub fn plain_io(text: &str) -> String {
+    if text.contains("close_notify") {
+        return "the peer closed the connection without ending the TLS session (it stopped, was killed, or the \
+                network dropped it)"
+            .into();
+    }
+    let mut out = text.to_string();
+    while let Some(at) = out.find("https://docs.rs/") {
+        let end = out[at..].find(char::is_whitespace).map(|n| at + n).unwrap_or(out.len());
+        let mut start = at;
+        // Drop the glue before the URL too (": ", " see ", " (").
+        for glue in [": ", "; see ", " (see ", " see ", " (", " "] {
+            if out[..start].ends_with(glue) {
+                start -= glue.len();
+                break;
+            }
+        }
+        let mut stop = end;
+        if out[start..].starts_with(" (") && out[stop..].starts_with(')') {
+            stop += 1;
+        }
+        out.replace_range(start..stop, "");
+    }
+    out.trim_end().to_string()
+}
+
 /// Explain a read error that may be a late TLS alert (TLS 1.3 reports a
 /// refused client certificate only on the first read).
 pub fn explain_read(text: &str) -> String {
+    let text = &plain_io(text);
     if text.contains("alert") {
         format!("{text} (the agent rejected this dispatcher's certificate: is it from this fleet's CA?)")
     } else {
@@ -223,4 +254,21 @@ pub fn peer_serial(stream: &ServerStream<TcpStream>) -> Option<String> {
     let (_, conn) = stream.get_ref();
     let cert = conn.peer_certificates()?.first()?;
     pki::cert_serial_hex(cert.as_ref()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_io;
+
+    #[test]
+    fn io_errors_read_plainly() {
+        let eof = "peer closed connection without sending TLS close_notify: \
+                   https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof";
+        assert!(plain_io(eof).starts_with("the peer closed the connection without ending the TLS session"));
+        assert_eq!(plain_io("bad thing: https://docs.rs/x/y#z"), "bad thing");
+        assert_eq!(plain_io("bad thing (see https://docs.rs/x/y) then more"), "bad thing then more");
+        assert_eq!(plain_io("a https://docs.rs/x b"), "a b");
+        assert_eq!(plain_io("connection refused (os error 111)"), "connection refused (os error 111)");
+        assert_eq!(plain_io(""), "");
+    }
 }
