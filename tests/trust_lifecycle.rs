@@ -185,6 +185,20 @@ fn revoked_serials_are_refused_both_ways() {
     // The dispatcher refuses a revoked agent.
     let r = f.muster(&["revoke", "a1"]);
     assert_eq!(code(&r), 0, "{}", stderr(&r));
+    // Its registry entry is marked: it is not even dialled (with the agent
+    // stopped, a dial would end unreachable).
+    f.stop(0);
+    let out = f.run("a1", &["--output", "json"], &["t"]);
+    assert_eq!(ends(&out)["a1"]["state"], "refused", "{}", ends(&out)["a1"]);
+    assert_eq!(ends(&out)["a1"]["reason"], "revoked", "{}", ends(&out)["a1"]);
+    assert!(ends(&out)["a1"]["detail"].as_str().unwrap().contains("pair it again"), "{}", ends(&out)["a1"]);
+    f.start(0);
+    f.wait_listening(0);
+    // With the mark removed by hand, the dialled agent's revoked serial is refused.
+    let entry = f.state.join("agents/a1.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&entry).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("revoked");
+    std::fs::write(&entry, v.to_string()).unwrap();
     let out = f.run("a1", &["--output", "json"], &["t"]);
     assert_eq!(ends(&out)["a1"]["reason"], "agent certificate revoked", "{}", ends(&out)["a1"]);
     // Agents refuse a revoked dispatcher: a second dispatcher, trusted, then revoked.
@@ -216,9 +230,12 @@ fn revoked_serials_are_refused_both_ways() {
             .unwrap()
     };
     assert_eq!(code(&as2()), 0, "trusted before the revocation");
+    assert_eq!(code(&f.muster(&["revoke", "a1"])), 0, "revoking again marks the entry again");
     let r = f.muster(&["revoke", &serial2]);
     assert_eq!(code(&r), 0, "{}", stderr(&r));
     assert!(stdout(&r).contains("a2: refuses it"), "{}", stdout(&r));
+    assert!(stdout(&r).contains("not told: revoked agent a1"), "{}", stdout(&r));
+    assert!(!stdout(&r).contains("a1: "), "a revoked agent is not dialled: {}", stdout(&r));
     let out = as2();
     assert_eq!(code(&out), 16, "{}", stderr(&out));
     assert!(ends(&out)["a2"]["detail"].as_str().unwrap().contains("revoked"), "{}", ends(&out)["a2"]);
@@ -354,4 +371,36 @@ fn status_of_a_run_without_async_shows_its_recorded_ends_and_list_says_where_asy
     assert!(text.contains("async") && text.contains("started on 1; see `muster status"), "{text}");
     assert!(text.contains("sync") && text.contains("exit 4"), "{text}");
     assert!(text.contains("on 1 target ") && text.contains("on 2 targets"), "{text}");
+}
+
+#[test]
+fn a_forced_rotation_during_an_overlap_retires_every_older_serial() {
+    let mut f = Fleet::new();
+    let s = f.script("t", "echo ok");
+    f.add("r1", &[], &[("t", &s)]);
+    f.start_all();
+    let read = |f: &Fleet| {
+        (
+            std::fs::read_to_string(f.state.join("dispatcher.crt")).unwrap(),
+            std::fs::read_to_string(f.state.join("dispatcher.key")).unwrap(),
+        )
+    };
+    let a = read(&f);
+    assert_eq!(code(&f.muster(&["rotate-cert", "--overlap-days", "1"])), 0);
+    let b = read(&f);
+    let again = f.muster(&["rotate-cert", "--overlap-days", "1"]);
+    assert_ne!(code(&again), 0);
+    assert!(stderr(&again).contains("overlap is still open"), "{}", stderr(&again));
+    let forced = f.muster(&["rotate-cert", "--force", "--overlap-days", "0.00002"]);
+    assert_eq!(code(&forced), 0, "{}", stderr(&forced));
+    ping_as(&f, 0, &a.0, &a.1).expect("the first serial, inside its overlap");
+    ping_as(&f, 0, &b.0, &b.1).expect("the second serial, inside its overlap");
+    wait_for(Duration::from_secs(20), "maintain to retire both older serials", || {
+        let m = f.muster(&["maintain"]);
+        assert_eq!(code(&m), 0, "{}", stderr(&m));
+        ping_as(&f, 0, &a.0, &a.1).is_err() && ping_as(&f, 0, &b.0, &b.1).is_err()
+    });
+    assert_eq!(code(&f.run("r1", &[], &["t"])), 0, "the current certificate still works");
+    let st = json(&f.muster(&["serial-status", "--json"]));
+    assert_eq!(st["agents"][0]["status"], "retired", "{st}");
 }

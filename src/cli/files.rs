@@ -69,7 +69,7 @@ fn dialer(state: &Path, cfg: &DispatcherConfig, at: &Where) -> Result<Reach> {
         Via::Tls => {
             let resolved = crate::dispatch::resolve(state, &at.targets, &at.tags).map_err(|e| anyhow!(e))?;
             let missing =
-                resolved.missing.into_iter().map(|(n, why)| TargetResult::new(n, State::Unreachable(why))).collect();
+                resolved.missing.into_iter().map(|(n, why)| TargetResult::new(n, State::not_dialled(why))).collect();
             Ok((Arc::new(super::run::tls_carrier(state, cfg)?), resolved.targets, missing))
         }
         Via::Ssh => {

@@ -257,8 +257,9 @@ pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) ->
         runtime()?.block_on(dispatch::ping::ping_all(carrier, resolved.targets, fanout.unwrap_or(cfg.fanout), limit));
     let mut results = Vec::new();
     for (name, why) in resolved.missing {
-        println!("{name}: unreachable ({why})");
-        results.push(TargetResult::new(name, State::Unreachable(why)));
+        let r = TargetResult::new(name, State::not_dialled(why));
+        println!("{}: {}", r.name, r.state);
+        results.push(r);
     }
     for (r, rtt) in got {
         match rtt {

@@ -99,6 +99,13 @@ pub fn revoke(state: &Path, what: &str) -> Result<u8> {
         None => println!("revoked serial {}", r.serial),
     }
     let failed = report("refuses it", &r.pushed);
+    if !r.skipped.is_empty() {
+        println!(
+            "not told: revoked {} {} (never dialled); if one is paired again, run `muster revoke {what}` again",
+            if r.skipped.len() == 1 { "agent" } else { "agents" },
+            r.skipped.join(", ")
+        );
+    }
     if failed > 0 {
         println!(
             "{} {} not reached: run `muster revoke {what}` again when they are up",

@@ -137,8 +137,12 @@ pub struct Resolved {
     pub registered: usize,
 }
 
+/// The reason kind of a target whose registry entry is revoked.
+pub const REVOKED: &str = "revoked";
+
 /// Resolve a TARGETS spec (`all` or a node set) against the registry,
-/// keeping agents that carry every tag in `tags`.
+/// keeping agents that carry every tag in `tags`. An agent whose entry is
+/// revoked is never dialled: it is left out with reason [`REVOKED`].
 pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, String> {
     let (entries, bad) = registry::load_all(state);
     for b in &bad {
@@ -153,6 +157,17 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
     };
     for name in names {
         match entries.iter().find(|e| e.name == name) {
+            Some(e) if has_tags(e) && e.revoked.is_some() => out.missing.push((
+                name.clone(),
+                Reason::new(
+                    REVOKED,
+                    format!(
+                        "revoked: its certificate (serial {}) was revoked on {}; pair it again to use it",
+                        e.serial,
+                        e.revoked.as_deref().unwrap_or("?")
+                    ),
+                ),
+            )),
             Some(e) if has_tags(e) => out.targets.push(Target { name: e.name.clone(), addr: e.addr.clone() }),
             Some(_) => {}
             None => out.missing.push((

@@ -57,6 +57,17 @@ impl State {
         }
     }
 
+    /// A target resolution left out: `refused` for a revoked agent (kind
+    /// [`REVOKED`](crate::dispatch::REVOKED): never dialled), `unreachable`
+    /// otherwise (no registry entry, ...).
+    pub fn not_dialled(why: Reason) -> State {
+        if why.kind == crate::dispatch::REVOKED {
+            State::Refused(why)
+        } else {
+            State::Unreachable(why)
+        }
+    }
+
     /// An agent's refusal; `skipped` (error budget spent) is its own state.
     pub fn from_refusal(r: &Refusal) -> State {
         match r {

@@ -25,7 +25,7 @@ pub async fn run(
 ) -> Result<Outcome, OpenError> {
     let mut missing = Vec::new();
     for (name, why) in &plan.missing {
-        let r = TargetResult::new(name, State::Unreachable(why.clone()));
+        let r = TargetResult::new(name, State::not_dialled(why.clone()));
         let _ = events.send(Event::end(r.clone())).await;
         missing.push(r);
     }

@@ -12,6 +12,7 @@ use super::{push, LifecycleError};
 use crate::dispatch::{registry, runs, DispatcherConfig};
 use crate::transport::carrier::Target;
 use base64::Engine;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,17 +97,30 @@ async fn rotation_step(
         );
     }
     let current = Arc::new(carrier_for(state, cfg, &me.id, &me.cert_pem, &me.key_pem)?);
-    for (t, res) in
-        push::call_all(current, pick(r, "updated"), "retire-serial", vec![r.previous.clone()], cfg.fanout, limit(cfg))
-            .await
-    {
-        match rotation::describe(&res) {
-            Ok(()) => {
-                lines.push(format!("{}: serial-retire {} done", t.name, r.previous));
+    // The previous serial, and those of rotations forced during an open
+    // overlap; an agent is retired once every one is gone from it.
+    let serials: Vec<String> = std::iter::once(r.previous.clone()).chain(r.older.iter().cloned()).collect();
+    let updated = pick(r, "updated");
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    for serial in &serials {
+        let targets: Vec<Target> = updated.iter().filter(|t| !failed.contains_key(&t.name)).cloned().collect();
+        for (t, res) in
+            push::call_all(current.clone(), targets, "retire-serial", vec![serial.clone()], cfg.fanout, limit(cfg))
+                .await
+        {
+            if let Err(why) = rotation::describe(&res) {
+                lines.push(format!("{}: cannot retire serial {serial} yet ({why})", t.name));
+                failed.insert(t.name, why);
+            }
+        }
+    }
+    for t in updated {
+        match failed.remove(&t.name) {
+            None => {
+                lines.push(format!("{}: serial-retire {} done", t.name, serials.join(", ")));
                 r.agents.insert(t.name, AgentRotation { status: "retired".into(), at: at.clone(), detail: None });
             }
-            Err(why) => {
-                lines.push(format!("{}: cannot retire serial {} yet ({why})", t.name, r.previous));
+            Some(why) => {
                 if let Some(a) = r.agents.get_mut(&t.name) {
                     a.detail = Some(why);
                 }
@@ -115,9 +129,10 @@ async fn rotation_step(
     }
     if !r.agents.values().any(|a| a.status == "updated") {
         r.previous_retired = true;
+        r.older.clear();
         let _ = std::fs::remove_file(state.join("dispatcher.prev.key"));
         let _ = std::fs::remove_file(state.join("dispatcher.prev.crt"));
-        lines.push(format!("rotation: serial {} retired", r.previous));
+        lines.push(format!("rotation: serial {} retired", serials.join(", ")));
     }
     Ok(())
 }

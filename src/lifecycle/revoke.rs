@@ -21,6 +21,9 @@ pub struct Revoked {
     /// The registry entry marked revoked, if the argument named one.
     pub agent: Option<String>,
     pub pushed: Vec<(String, Result<(), String>)>,
+    /// Revoked agents, not told (they are never dialled); one paired again
+    /// needs the revocation pushed again.
+    pub skipped: Vec<String>,
 }
 
 pub async fn revoke(state: &Path, cfg: &DispatcherConfig, what: &str) -> Result<Revoked, LifecycleError> {
@@ -52,5 +55,11 @@ pub async fn revoke(state: &Path, cfg: &DispatcherConfig, what: &str) -> Result<
     let answers =
         push::call_all(carrier, targets(state), "revoke-serial", vec![serial.clone()], cfg.fanout, limit).await;
     let pushed = answers.into_iter().map(|(t, r)| (t.name, super::rotation::describe(&r))).collect();
-    Ok(Revoked { serial, agent, pushed })
+    let skipped = registry::load_all(state)
+        .0
+        .into_iter()
+        .filter(|e| e.revoked.is_some() && agent.as_deref() != Some(e.name.as_str()))
+        .map(|e| e.name)
+        .collect();
+    Ok(Revoked { serial, agent, pushed, skipped })
 }

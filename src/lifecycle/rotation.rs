@@ -50,6 +50,10 @@ pub struct Rotation {
     pub overlap_until_s: u64,
     /// The previous serial has been retired from every agent that had it.
     pub previous_retired: bool,
+    /// Serials of earlier rotations whose overlap was still open when
+    /// `rotate-cert --force` started this one: retired with `previous`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub older: Vec<String>,
     pub agents: BTreeMap<String, AgentRotation>,
 }
 
@@ -142,12 +146,19 @@ pub async fn rotate(
     force: bool,
 ) -> Result<Rotated, LifecycleError> {
     let _lock = lock(state)?;
+    let mut older = Vec::new();
     if let Some(old) = load(state)? {
         if !old.previous_retired && !force {
             return Err(LifecycleError::Refused(format!(
                 "the previous rotation's overlap is still open (serial {} trusted until {}); run `muster maintain` after it, or pass --force",
                 old.previous, old.overlap_until
             )));
+        }
+        // Forced: the serials not yet retired are retired with this
+        // rotation's previous one, after its overlap.
+        if !old.previous_retired {
+            older = old.older;
+            older.push(old.previous);
         }
     }
     let me = crate::pki::load_dispatcher(state)?;
@@ -174,6 +185,7 @@ pub async fn rotate(
         overlap_until: crate::timefmt::unix_rfc3339(overlap_until_s),
         overlap_until_s,
         previous_retired: false,
+        older,
         agents: BTreeMap::new(),
     };
     let mut report = Vec::new();
