@@ -6,54 +6,16 @@
 mod common;
 #[path = "common/ssh.rs"]
 mod ssh;
+#[path = "common/tmux.rs"]
+mod tmux;
 
 use common::*;
 use ssh::*;
-use std::process::Command;
 use std::time::Duration;
+use tmux::Tmux;
 
-struct Tmux(String);
-
-impl Tmux {
-    fn start(f: &SshFleet) -> Tmux {
-        let name = format!("muster-test-{}", muster::hexstr::random(4));
-        let cmd = format!("env MUSTER_CONFIG={} {} --state-dir {} console", f.config.display(), BIN, f.state.display());
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "160", "-y", "50", &cmd])
-            .status()
-            .expect("tmux is needed: apt-get install tmux");
-        assert!(ok.success());
-        Tmux(name)
-    }
-
-    fn send(&self, line: &str) {
-        assert!(Command::new("tmux").args(["send-keys", "-t", &self.0, "-l", line]).status().unwrap().success());
-        assert!(Command::new("tmux").args(["send-keys", "-t", &self.0, "Enter"]).status().unwrap().success());
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-S", "-200", "-t", &self.0]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    }
-
-    fn wait(&self, what: &str, limit: Duration) {
-        let mut last = String::new();
-        let t0 = std::time::Instant::now();
-        while t0.elapsed() < limit {
-            last = self.screen();
-            if last.contains(what) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no {what:?} on the console after {limit:?}:\n{last}");
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
-    }
+fn console(f: &SshFleet) -> Tmux {
+    Tmux::start(&format!("env MUSTER_CONFIG={} {} --state-dir {} console", f.config.display(), BIN, f.state.display()))
 }
 
 #[test]
@@ -61,7 +23,7 @@ fn a_console_starts_its_daemon_and_runs_date_on_every_host() {
     let f = SshFleet::shared(3, "");
     let sock = f.state.join("daemon/daemon.sock");
     assert!(!sock.exists());
-    let t = Tmux::start(&f);
+    let t = console(&f);
     t.wait("started a daemon", Duration::from_secs(20));
     t.wait("muster [all via ssh]>", Duration::from_secs(20));
     t.send("date +%F");
@@ -77,9 +39,7 @@ fn a_console_starts_its_daemon_and_runs_date_on_every_host() {
     t.send("status");
     t.wait("h1 (Ssh)", Duration::from_secs(5));
     t.send("quit");
-    wait_for(Duration::from_secs(5), "the console to end", || {
-        !Command::new("tmux").args(["has-session", "-t", &t.0]).status().unwrap().success()
-    });
+    wait_for(Duration::from_secs(5), "the console to end", || !t.alive());
     // The daemon it started stays resident.
     assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
     let daemon_pid = f

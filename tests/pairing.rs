@@ -4,11 +4,14 @@
 //! dispatcher of the same CA pairs beside the first.
 
 mod common;
+#[path = "common/tmux.rs"]
+mod tmux;
 use common::*;
 use muster::protocol::pairing::{pairing_code, PairMessage, PairRequest, PAIRING_VERSION};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tmux::Tmux;
 
 struct Listener {
     child: Child,
@@ -275,4 +278,83 @@ fn the_code_is_the_sha256_rule() {
     let hex = String::from_utf8(dgst.stdout).unwrap();
     let first = u32::from_str_radix(&hex[..8], 16).unwrap();
     assert_eq!(pairing_code(&csr), format!("{:06}", first % 1_000_000));
+}
+
+#[test]
+fn requests_die_with_their_agent_or_their_listener() {
+    let f = Fleet::new();
+    // The agent is interrupted: it says so, writes nothing, and the request goes.
+    let l = listen(&f, &[]);
+    let child = agent_pair(&l, "web05", &f.path("w5"), &[]);
+    wait_pending(&f, "web05");
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted: the pairing request is withdrawn"), "{}", stderr(&out));
+    assert!(!f.path("w5").join("agent.key").exists());
+    wait_for(Duration::from_secs(5), "the withdrawn request to go", || pending(&f).is_empty());
+
+    // The listener is killed outright: its request can no longer be
+    // approved (nobody would deliver the certificate) and is removed.
+    let mut l = l;
+    let child = agent_pair(&l, "web06", &f.path("w6"), &[]);
+    let req = wait_pending(&f, "web06");
+    let _ = l.child.kill();
+    let _ = l.child.wait();
+    let ok = f.muster(&["pair", "approve", req["id"].as_str().unwrap()]);
+    assert_eq!(code(&ok), 1, "{}", stderr(&ok));
+    assert!(stderr(&ok).contains("pair listen") && stderr(&ok).contains("has stopped"), "{}", stderr(&ok));
+    assert!(f.muster(&["agents", "show", "web06"]).status.code() == Some(1), "nothing registered");
+    assert!(pending(&f).is_empty());
+    let _ = child.wait_with_output();
+
+    // A listener stopped with Ctrl-C removes the requests it held.
+    let l = listen(&f, &[]);
+    let child = agent_pair(&l, "web07", &f.path("w7"), &[]);
+    wait_pending(&f, "web07");
+    unsafe { libc::kill(l.child.id() as i32, libc::SIGINT) };
+    wait_for(Duration::from_secs(5), "the listener's requests to go", || {
+        std::fs::read_dir(f.state.join("pairing"))
+            .unwrap()
+            .flatten()
+            .all(|e| e.file_name().to_string_lossy().starts_with('.'))
+    });
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn the_prompt_takes_only_a_clear_answer_typed_after_it_appears() {
+    let f = Fleet::new();
+    let addr = free_addr().to_string();
+    let t = Tmux::start(&format!("{BIN} --state-dir {} pair listen --bind {addr}", f.state.display()));
+    t.wait("listening for pairing requests", Duration::from_secs(10));
+    // Typed before any question: discarded, never an answer.
+    t.keys("y");
+    let l = Listener { child: Command::new("true").spawn().unwrap(), addr, log: f.path("unused") };
+    let first = agent_pair(&l, "web08", &f.path("w8"), &[]);
+    let second = agent_pair(&l, "web09", &f.path("w9"), &[]);
+    t.wait("approve web0", Duration::from_secs(10));
+    wait_for(Duration::from_secs(10), "both requests", || pending(&f).len() == 2);
+    assert_eq!(pending(&f).len(), 2, "the early keypress approved nothing:\n{}", t.screen());
+    // An unclear answer asks again; a clear one decides.
+    t.send("maybe");
+    t.wait("answer [y]es / [n]o", Duration::from_secs(5));
+    t.send("yes");
+    t.wait_count("approve web0", 3, Duration::from_secs(10));
+    t.send("n");
+    t.wait("denied web0", Duration::from_secs(10));
+    let (a, b) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    let codes = [code(&a), code(&b)];
+    assert!(codes.contains(&0) && codes.contains(&1), "one approved, one denied: {codes:?}\n{}", t.screen());
+    // End of input at a question: no more questions; the request stays
+    // for `pair approve`.
+    let late = agent_pair(&l, "web10", &f.path("w10"), &[]);
+    t.wait("approve web10", Duration::from_secs(10));
+    t.keys("\u{4}");
+    t.wait("end of input", Duration::from_secs(5));
+    let req = wait_pending(&f, "web10");
+    let ok = f.muster(&["pair", "approve", req["id"].as_str().unwrap()]);
+    assert_eq!(code(&ok), 0, "{}", stderr(&ok));
+    assert_eq!(code(&late.wait_with_output().unwrap()), 0);
 }

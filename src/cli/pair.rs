@@ -152,10 +152,22 @@ pub fn agent_pair(a: AgentPairArgs) -> Result<u8> {
         tags: a.tags,
         wait: Duration::from_secs(a.wait),
     };
-    let paired = runtime()?.block_on(client::pair(&opts, |id, code| {
-        println!("pairing request {id} sent to {}; code {code}", opts.dispatcher);
-        println!("compare the code with the one the dispatcher shows, then approve it there; waiting...");
-    }))?;
+    let paired = runtime()?.block_on(async {
+        let pairing = client::pair(&opts, |id, code| {
+            println!("pairing request {id} sent to {}; code {code}", opts.dispatcher);
+            println!("compare the code with the one the dispatcher shows, then approve it there; waiting...");
+        });
+        // Ctrl-C drops the connection: the dispatcher withdraws the
+        // request; nothing was written here yet.
+        tokio::select! {
+            r = pairing => r.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Err(anyhow!(
+                "interrupted: the pairing request is withdrawn (the dispatcher drops it as the connection closes); \
+                 nothing was written to {}",
+                opts.out.display()
+            )),
+        }
+    })?;
     println!(
         "paired {} with dispatcher {} (serial {}): certificate serial {}, dialled at {}",
         opts.name, paired.dispatcher_id, paired.dispatcher_serial, paired.serial, paired.addr
