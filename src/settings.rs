@@ -154,7 +154,9 @@ pub fn opt_label<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
     Ok(s)
 }
 
-fn check_label(s: &str) -> Result<(), String> {
+/// Check a label (hub channel, identity): 1 to 128 characters, no
+/// whitespace or control characters.
+pub fn check_label(s: &str) -> Result<(), String> {
     if s.is_empty() || s.chars().count() > 128 {
         return Err(format!("{s:?} must be 1 to 128 characters long"));
     }

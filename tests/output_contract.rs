@@ -129,6 +129,9 @@ fn usage_errors_exit_1_with_a_hint_and_help_exits_0() {
         (&["ping", "all", "--fanout", "0"], "must be 1 or more"),
         (&["put", "all", "/etc/hostname", "/tmp/x", "--fanout", "0"], "must be 1 or more"),
         (&["run", "all", "--fanout", "1.5", "--", "x"], "is not a whole number"),
+        (&["run", "all", "--via", "hub", "--channel", "a b", "--", "x"], "whitespace and control characters"),
+        (&["run", "all", "--via", "hub", "--channel", "", "--", "x"], "must be 1 to 128 characters"),
+        (&["run", "all", "--via", "hub", "--agent", "x\ty", "--", "x"], "whitespace and control characters"),
         // --async keeps results on mTLS agents only.
         (&["run", "all", "--via", "hub", "--async", "--", "x"], "--async needs --via tls"),
         (&["run", "all", "--via", "ssh", "--async", "--", "x"], "--async needs --via tls"),

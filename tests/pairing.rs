@@ -84,6 +84,8 @@ fn approve_then_serve_with_the_same_code_on_both_sides() {
     let id = req["id"].as_str().unwrap();
     let code_d = req["code"].as_str().unwrap().to_string();
     assert_eq!(code_d.len(), 6);
+    let listed = stdout(&f.muster(&["pair", "list"]));
+    assert!(listed.contains("tags [web,eu]") && listed.contains(&format!("code {code_d}")), "{listed}");
     let listen_log = std::fs::read_to_string(&l.log).unwrap();
     assert!(listen_log.contains(&format!("code {code_d}")), "{listen_log}");
     let ok = f.muster(&["pair", "approve", id]);

@@ -47,6 +47,11 @@ fn number_of_seconds(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// A hub channel or identity (the rule of `settings::check_label`).
+pub fn label(s: &str) -> Result<String, String> {
+    crate::settings::check_label(s).map(|_| s.to_string())
+}
+
 /// A count of 1 or more (`--fanout`, `--max-errors`, `--expect`): 0
 /// would run nothing or stop before starting.
 pub fn at_least_one(s: &str) -> Result<usize, String> {
@@ -81,7 +86,9 @@ pub fn positive_seconds(s: &str) -> Result<Duration, String> {
 #[derive(Parser, Debug)]
 #[command(name = "muster", version, about = "Run named actions on many hosts at once, securely")]
 pub struct Cli {
-    /// Dispatcher state directory (default: $MUSTER_STATE, /var/lib/muster as root, else the XDG state dir)
+    /// Dispatcher state directory: CA, identity, agent registry, run records (default: $MUSTER_STATE;
+    /// /var/lib/muster as root; else $XDG_STATE_HOME/muster or ~/.local/state/muster). `agent`
+    /// commands do not use it: they read their --config
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -92,6 +99,7 @@ pub struct Cli {
 pub enum Command {
     /// A throwaway CA and N local agents, one sample run across them, then everything removed
     Demo {
+        /// How many local agents to start
         #[arg(long, default_value_t = 5)]
         agents: u16,
     },
@@ -107,8 +115,10 @@ pub enum Command {
     Ping {
         /// `all`, or names and node sets: web[01-20],db1
         targets: String,
+        /// Keep agents that carry every one of these tags (comma-separated)
         #[arg(long, value_delimiter = ',')]
         tags: Vec<String>,
+        /// Agents pinged at once (default: fanout in dispatcher.toml, 64)
         #[arg(long, value_parser = at_least_one, allow_negative_numbers = true)]
         fanout: Option<usize>,
     },
@@ -131,6 +141,7 @@ pub enum Command {
     /// Recent runs of this dispatcher, newest first
     #[command(name = "list-requests")]
     ListRequests {
+        /// Print the run records as JSON (an array, newest first)
         #[arg(long)]
         json: bool,
     },
@@ -159,6 +170,7 @@ pub enum Command {
     /// This dispatcher's serial, the rotation state and each agent's serial status
     #[command(name = "serial-status")]
     SerialStatus {
+        /// Print as one JSON object
         #[arg(long)]
         json: bool,
     },
@@ -181,8 +193,10 @@ pub enum Command {
 pub enum HubCmd {
     /// Write a station (ed25519) or network (X25519) key pair: KIND.key (0600) and KIND.pub
     Keygen {
+        /// station (signs commands) or network (seals them)
         #[arg(value_enum)]
         kind: crate::hub::keys::KeyKind,
+        /// Directory to write KIND.key and KIND.pub into (created if needed)
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -191,6 +205,7 @@ pub enum HubCmd {
         /// An agent config with a [hub] section
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// How many agent identities to simulate
         #[arg(long, default_value_t = 1000)]
         count: usize,
     },
@@ -209,6 +224,7 @@ pub enum CaCmd {
     },
     /// Issue an agent's key and certificate into DIR and register it
     IssueAgent {
+        /// The agent's name (its certificate's common name and registry entry)
         name: String,
         /// Replace an existing agent of that name (new key and certificate;
         /// the old certificate stays valid until it expires or is revoked)
@@ -217,8 +233,11 @@ pub enum CaCmd {
         /// Address the dispatcher dials: HOST:PORT
         #[arg(long)]
         addr: String,
+        /// Tags to select it by (comma-separated)
         #[arg(long, value_delimiter = ',')]
         tags: Vec<String>,
+        /// Directory to write the agent's files into: agent.toml, agent.key, agent.crt, ca.crt,
+        /// the trusted map; copy it to the agent's host
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
@@ -228,6 +247,7 @@ pub enum CaCmd {
 pub enum AgentCmd {
     /// Serve actions over mutual TLS
     Serve {
+        /// The agent's config file
         #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
         config: PathBuf,
     },
@@ -245,6 +265,7 @@ pub enum AgentCmd {
     /// Check an agent's config, key, certificate, allowlist, trusted map and listen address
     #[command(name = "self-check")]
     SelfCheck {
+        /// The agent's config file
         #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
         config: PathBuf,
     },
@@ -254,6 +275,7 @@ pub enum AgentCmd {
 pub enum AgentsCmd {
     /// One line per registered agent
     List {
+        /// Print the entries as a JSON array
         #[arg(long)]
         json: bool,
     },
@@ -262,8 +284,10 @@ pub enum AgentsCmd {
     /// Change an entry's address or tags
     Edit {
         name: String,
+        /// New address the dispatcher dials: HOST:PORT
         #[arg(long)]
         addr: Option<String>,
+        /// New tags, replacing the old ones (comma-separated; empty clears them)
         #[arg(long, value_delimiter = ',')]
         tags: Option<Vec<String>>,
     },
@@ -294,6 +318,7 @@ pub struct RunArgs {
     /// named in TARGETS or with --agent always must; over mTLS every target is named, so this changes nothing
     #[arg(long)]
     pub fail_missing: bool,
+    /// Who runs this, as hooks, logs and the action's context see it (default $USER)
     #[arg(long)]
     pub username: Option<String>,
     /// Passed to hooks and scripts (masked in logs); default $MUSTER_TOKEN
@@ -303,7 +328,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Via::Tls)]
     pub via: Via,
     /// Hub: channel (default from the [hub] section of dispatcher.toml)
-    #[arg(long)]
+    #[arg(long, value_parser = label)]
     pub channel: Option<String>,
     /// Hub: Redis URL (redis:// or rediss://), overriding dispatcher.toml
     #[arg(long)]
@@ -318,7 +343,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", default_value = "4", value_parser = seconds, allow_negative_numbers = true)]
     pub minimum_wait: Duration,
     /// Hub: run on this agent identity only (repeatable)
-    #[arg(long = "agent", value_name = "NAME")]
+    #[arg(long = "agent", value_name = "NAME", value_parser = label)]
     pub agents: Vec<String>,
     /// Hub: do not read or update discovery.toml
     #[arg(long)]

@@ -27,6 +27,7 @@ pub enum PairCmd {
     },
     /// The pending pairing requests: id, agent, address, key, code, age
     List {
+        /// Print the pending requests as a JSON array
         #[arg(long)]
         json: bool,
     },
@@ -114,10 +115,11 @@ pub fn pair(state: &Path, cmd: PairCmd) -> Result<u8> {
                     let again =
                         r.replaces.as_ref().map(|s| format!(" (already paired, serial {s})")).unwrap_or_default();
                     println!(
-                        "{}  {}  {}  {}  code {}  from {}  expires in {}s{again}",
+                        "{}  {}  {}  tags [{}]  {}  code {}  from {}  expires in {}s{again}",
                         r.id,
                         r.name,
                         r.addr,
+                        r.tags.join(","),
                         r.key_type,
                         r.code,
                         r.peer,
