@@ -43,7 +43,10 @@ pub enum Mode {
 struct Collected {
     out: Vec<u8>,
     err: Vec<u8>,
+    /// Cut here: beyond the grouped caps.
     cut: bool,
+    /// Cut at the agent: beyond its `max_output`.
+    truncated: bool,
     state: String,
 }
 
@@ -154,6 +157,7 @@ impl<W: Write, E: Write> Printer<W, E> {
             }
             EventKind::End(r) => {
                 slot.state = r.state.folded();
+                slot.truncated = r.truncated;
                 self.detail.insert(ev.target.clone(), r.state.to_string());
             }
             EventKind::Started { .. } => {}
@@ -166,16 +170,25 @@ impl<W: Write, E: Write> Printer<W, E> {
             let _ = self.out.flush();
             return;
         }
-        type Key<'a> = (&'a [u8], &'a [u8], &'a str, bool);
+        type Key<'a> = (&'a [u8], &'a [u8], &'a str, bool, bool);
         let mut groups: BTreeMap<Key, Vec<&str>> = BTreeMap::new();
         for (name, c) in &self.collected {
-            groups.entry((c.out.as_slice(), c.err.as_slice(), c.state.as_str(), c.cut)).or_default().push(name);
+            let key = (c.out.as_slice(), c.err.as_slice(), c.state.as_str(), c.cut, c.truncated);
+            groups.entry(key).or_default().push(name);
         }
         let mut sorted: Vec<_> = groups.into_iter().collect();
-        sorted.sort_by_key(|(_, names)| std::cmp::Reverse(names.len()));
+        // Largest first; equal sizes by their first host's name (names are
+        // collected in name order), so the order never depends on output.
+        sorted.sort_by(|(_, a), (_, b)| b.len().cmp(&a.len()).then_with(|| a[0].cmp(b[0])));
         let o = &mut self.out;
-        for ((out, err, state, cut), names) in sorted {
-            let note = if cut { " [output cut: see --output live or json for all of it]" } else { "" };
+        for ((out, err, state, cut, truncated), names) in sorted {
+            let mut note = String::new();
+            if truncated {
+                note.push_str(" [truncated by the agent: its max_output limit]");
+            }
+            if cut {
+                note.push_str(" [output cut here: see --output live or json for all of it]");
+            }
             let state = match names.as_slice() {
                 [one] => self.detail.get(*one).map(String::as_str).unwrap_or(state),
                 _ => state,
@@ -288,8 +301,35 @@ mod tests {
         assert!(text.contains("zz[1-3] (3): unreachable(no registry entry)\n"), "{text}");
         let big = "x".repeat(GROUPED_TARGET_CAP + 10);
         let text = grouped(&[out("a", Stream::Stdout, &big), Event::end(TargetResult::new("a", State::Succeeded))]);
-        assert!(text.contains("[output cut"), "{}", &text[..200]);
+        assert!(text.contains("[output cut here"), "{}", &text[..200]);
+        assert!(!text.contains("truncated by the agent"), "{}", &text[..200]);
         assert!(text.len() < GROUPED_TARGET_CAP + 500);
+        // Cut at the agent (its max_output): said so, and not folded with
+        // an identical but whole output.
+        let mut cut_there = TargetResult::new("b1", State::Succeeded);
+        cut_there.truncated = true;
+        let text = grouped(&[
+            out("b1", Stream::Stdout, "same\n"),
+            Event::end(cut_there),
+            out("b2", Stream::Stdout, "same\n"),
+            Event::end(TargetResult::new("b2", State::Succeeded)),
+        ]);
+        assert!(text.contains("b1 (1): succeeded [truncated by the agent: its max_output limit]"), "{text}");
+        assert!(text.contains("b2 (1): succeeded\n"), "{text}");
+    }
+
+    #[test]
+    fn groups_of_equal_size_come_in_host_order_whatever_their_output() {
+        for (first, second) in [("aaa\n", "zzz\n"), ("zzz\n", "aaa\n")] {
+            let text = grouped(&[
+                out("m2", Stream::Stdout, second),
+                Event::end(TargetResult::new("m2", State::Succeeded)),
+                out("m1", Stream::Stdout, first),
+                Event::end(TargetResult::new("m1", State::Succeeded)),
+            ]);
+            let (a, b) = (text.find("m1 (1)").unwrap(), text.find("m2 (1)").unwrap());
+            assert!(a < b, "{text}");
+        }
     }
 
     #[test]
