@@ -77,8 +77,9 @@ pub enum CatalogWarning {
 
 #[derive(Debug, Error)]
 pub enum CatalogError {
-    #[error("{file}:{line}: {why}")]
-    Line { file: String, line: usize, why: String },
+    /// Every bad line of an allowlist, each as `file:line: why`.
+    #[error("{}", render_lines(.file, .lines))]
+    Lines { file: String, lines: Vec<(usize, String)> },
     #[error("cannot read {file}: {why}")]
     Read { file: String, why: String },
 }
@@ -170,35 +171,54 @@ impl Catalog {
     }
 }
 
+fn render_lines(file: &str, lines: &[(usize, String)]) -> String {
+    let each: Vec<String> = lines.iter().map(|(n, why)| format!("{file}:{n}: {why}")).collect();
+    match each.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{} bad lines in {file}:\n  {}", each.len(), each.join("\n  ")),
+    }
+}
+
 /// Parse allowlist text (`name = /absolute/path` lines; `#` starts a
 /// comment); `file` names it in errors. Pure: nothing is read from disk.
-/// Errors: a line without `=`, a bad action name, a builtin, a relative
-/// path, a name defined twice.
+/// Errors, all of them at once: a line without `=`, a bad action name, a
+/// builtin, a relative path, a name defined twice.
 pub fn parse_allowlist(text: &str, file: &str) -> Result<Vec<AllowEntry>, CatalogError> {
     let mut seen = std::collections::BTreeSet::new();
     let mut out = Vec::new();
+    let mut bad = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let err = |why: String| CatalogError::Line { file: file.to_string(), line: i + 1, why };
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
             continue;
         }
-        let (name, path) =
-            line.split_once('=').ok_or_else(|| err(format!("expected `name = /absolute/path`, got {line:?}")))?;
-        let (name, path) = (name.trim(), path.trim());
-        check_action_name(name).map_err(|e| err(e.to_string()))?;
-        if BUILTINS.contains(&name) {
-            return Err(err(format!("{name:?} is a builtin and cannot be redefined")));
+        match allow_line(line, &mut seen) {
+            Ok((name, path)) => out.push(AllowEntry { name, path, line: i + 1 }),
+            Err(why) => bad.push((i + 1, why)),
         }
-        if !path.starts_with('/') {
-            return Err(err(format!("path {path:?} must be absolute")));
-        }
-        if !seen.insert(name.to_string()) {
-            return Err(err(format!("{name:?} is defined twice")));
-        }
-        out.push(AllowEntry { name: name.to_string(), path: PathBuf::from(path), line: i + 1 });
     }
-    Ok(out)
+    if bad.is_empty() {
+        Ok(out)
+    } else {
+        Err(CatalogError::Lines { file: file.to_string(), lines: bad })
+    }
+}
+
+/// One non-empty allowlist line, checked; `seen` holds the names so far.
+fn allow_line(line: &str, seen: &mut std::collections::BTreeSet<String>) -> Result<(String, PathBuf), String> {
+    let (name, path) = line.split_once('=').ok_or_else(|| format!("expected `name = /absolute/path`, got {line:?}"))?;
+    let (name, path) = (name.trim(), path.trim());
+    check_action_name(name).map_err(|e| e.to_string())?;
+    if BUILTINS.contains(&name) {
+        return Err(format!("{name:?} is a builtin and cannot be redefined"));
+    }
+    if !path.starts_with('/') {
+        return Err(format!("path {path:?} must be absolute"));
+    }
+    if !seen.insert(name.to_string()) {
+        return Err(format!("{name:?} is defined twice"));
+    }
+    Ok((name.to_string(), PathBuf::from(path)))
 }
 
 /// A warning when an allowlisted script is not there or cannot be run.
@@ -252,6 +272,12 @@ mod tests {
             let e = parse_allowlist(bad, "s.conf").unwrap_err();
             assert!(e.to_string().contains(what), "{bad}: {e}");
             assert!(e.to_string().starts_with("s.conf:"), "{e}");
+        }
+        // Every bad line at once, each with its number; good lines do not hide them.
+        let e = parse_allowlist("a = /a\nx /b\nok = /ok\nping = /p\nc = rel\n", "s.conf").unwrap_err().to_string();
+        assert!(e.starts_with("3 bad lines in s.conf:"), "{e}");
+        for want in ["s.conf:2: expected", "s.conf:4: \"ping\" is a builtin", "s.conf:5: path \"rel\" must be absolute"] {
+            assert!(e.contains(want), "{want}: {e}");
         }
     }
 

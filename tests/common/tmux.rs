@@ -1,5 +1,6 @@
 //! A terminal driven like a person: a command in a detached tmux session,
 //! keys sent to it, its screen read back (for the console and prompts).
+#![allow(dead_code)] // each test binary uses a part
 
 use std::process::Command;
 use std::time::Duration;
