@@ -30,7 +30,7 @@ pub fn rotate(state: &Path, overlap_days: f64, days: u32, force: bool) -> Result
     let cfg = cfg(state)?;
     let r = super::run::runtime()?.block_on(rotation::rotate(state, &cfg, overlap_days, days, force))?;
     println!(
-        "rotated: serial {} -> {}; the old serial stays trusted until {} (restart other instances sharing this identity before then)",
+        "rotated: serial {} -> {}; the old serial stays trusted until {}: other instances sharing this identity use the new one from their next command; restart a resident `muster daemon` before then",
         r.previous, r.current, r.overlap_until
     );
     let failed = report("trusts the new serial", &r.agents);
