@@ -276,7 +276,8 @@ mod tests {
         // Every bad line at once, each with its number; good lines do not hide them.
         let e = parse_allowlist("a = /a\nx /b\nok = /ok\nping = /p\nc = rel\n", "s.conf").unwrap_err().to_string();
         assert!(e.starts_with("3 bad lines in s.conf:"), "{e}");
-        for want in ["s.conf:2: expected", "s.conf:4: \"ping\" is a builtin", "s.conf:5: path \"rel\" must be absolute"] {
+        for want in ["s.conf:2: expected", "s.conf:4: \"ping\" is a builtin", "s.conf:5: path \"rel\" must be absolute"]
+        {
             assert!(e.contains(want), "{want}: {e}");
         }
     }
