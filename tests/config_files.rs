@@ -46,7 +46,7 @@ fn the_printed_relative_config_path_serves_its_actions() {
         .unwrap();
     let read_log = || std::fs::read_to_string(f.path("agent1.log")).unwrap_or_default();
     wait_for(15, "the agent to listen", || read_log().contains("listening on"));
-    assert!(read_log().contains("(1 actions, 1 trusted dispatchers)"), "{}", read_log());
+    assert!(read_log().contains("(1 action, 1 trusted dispatcher)"), "{}", read_log());
     assert!(!read_log().contains("WARN"), "{}", read_log());
     let run = f.run("rel1", &["--output", "json"], &["hello"]);
     let _ = child.kill();
@@ -129,7 +129,7 @@ fn missing_and_unusable_files_are_warned_at_start_and_on_reload() {
     // Both scripts stay listed (running one fails at run time, not as unknown).
     std::fs::write(dir.join("dispatchers"), &trusted).unwrap();
     f.signal(i, libc::SIGHUP);
-    wait_for(10, "the reload", || f.log(i).contains("reloaded: 2 actions, 1 trusted dispatchers"));
+    wait_for(10, "the reload", || f.log(i).contains("reloaded: 2 actions, 1 trusted dispatcher"));
     std::fs::write(dir.join("dispatchers"), "1 nobody\n").unwrap();
     std::fs::remove_file(dir.join("scripts.conf")).unwrap();
     f.signal(i, libc::SIGHUP);
