@@ -5,6 +5,9 @@
 # installed, connections multiplexed), then through a resident daemon
 # (sessions kept open). Beside it, the same N hosts as mTLS agents, run
 # directly and through the daemon. One JSON line per case.
+# Each remote step runs the host user's login shell: on a machine whose
+# ~/.bashrc is heavy (pyenv init forks hundreds of processes) that shell
+# dominates the SSH figures; the daemon cases pay it once per host.
 #   bash bench/ssh.sh          # N = 100
 #   N=20 RUNS=3 bash bench/ssh.sh
 set -euo pipefail

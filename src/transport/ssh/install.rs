@@ -89,10 +89,22 @@ pub fn install_script(dir: &str, bin: &AgentBinary) -> String {
     )
 }
 
-/// The remote start of the agent.
+/// What the start script prints to stderr (the host's agent log) when
+/// this binary is not installed: the carrier then checks and installs.
+pub const ABSENT: &str = "muster: this agent is not installed at";
+
+/// The remote start of the agent, optimistic: when the binary is there
+/// it is started at once (one SSH session per run once installed); when
+/// it is not, the script says [`ABSENT`] on stderr and exits 97.
 pub fn start_script(dir: &str, bin: &AgentBinary, max_concurrent: Option<u32>) -> String {
     let limit = max_concurrent.map(|n| format!(" --max-concurrent {n}")).unwrap_or_default();
-    format!("MUSTER_LOG=info exec {}/{} agent stdio{limit}", dir_expr(dir), sh_quote(&bin.file_name()))
+    format!(
+        "b={d}/{n}; if [ -x \"$b\" ]; then MUSTER_LOG=info exec \"$b\" agent stdio{limit}; fi; \
+         echo {absent}\" $b\" >&2; exit 97",
+        d = dir_expr(dir),
+        n = sh_quote(&bin.file_name()),
+        absent = sh_quote(ABSENT),
+    )
 }
 
 /// Do `uname -m` names and Rust's `ARCH` name the same architecture?
@@ -123,11 +135,31 @@ pub struct Installed {
 pub struct InstallState {
     path: PathBuf,
     lock: Mutex<()>,
+    /// Copies in flight at once: each one costs the dispatcher a read of
+    /// the binary and an encrypted stream of it, so a first run over a
+    /// hundred hosts copies [`COPIES_AT_ONCE`] at a time instead of
+    /// starving every connection of CPU and bandwidth.
+    pub copies: tokio::sync::Semaphore,
+}
+
+/// How many hosts receive the agent binary at once, whatever the fan-out
+/// (checks and runs are not limited by this).
+pub const COPIES_AT_ONCE: usize = 8;
+
+/// How long one copy of `size` bytes may take once it has its turn:
+/// `base` (the connection's own budget) plus 1 s per MiB, so a 17 MiB
+/// binary over a slow link or a busy machine still arrives.
+pub fn copy_limit(base: std::time::Duration, size: u64) -> std::time::Duration {
+    base + std::time::Duration::from_secs(size.div_ceil(1 << 20))
 }
 
 impl InstallState {
     pub fn new(state: &Path) -> InstallState {
-        InstallState { path: state.join("ssh").join("hosts.json"), lock: Mutex::new(()) }
+        InstallState {
+            path: state.join("ssh").join("hosts.json"),
+            lock: Mutex::new(()),
+            copies: tokio::sync::Semaphore::new(COPIES_AT_ONCE),
+        }
     }
 
     pub fn load(&self) -> BTreeMap<String, Installed> {

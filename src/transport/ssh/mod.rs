@@ -34,7 +34,9 @@ pub struct SshCarrier {
     pub config: SshConfig,
     /// Where ControlMaster sockets live (0700).
     pub control_dir: PathBuf,
-    /// Bounds connecting, the checks, the copy's start and the Hello.
+    /// Bounds connecting (ssh ConnectTimeout); four of it, at least 30 s,
+    /// bound each remote check and the agent's Hello, and a copy gets 1 s
+    /// per MiB more once it has its turn.
     pub connect_timeout: Duration,
     /// Copy the agent to hosts that lack it.
     pub install: bool,
@@ -81,6 +83,14 @@ fn failure(target: &Target, stderr: &str) -> OpenError {
             OpenError::Unreachable(Reason::new(kind, detail))
         }
     }
+}
+
+/// Does this stderr come from the ssh client failing (rather than from
+/// the remote side)?
+fn is_ssh_error(stderr: &str) -> bool {
+    ["ssh:", "Permission denied", "Connection", "Host key verification", "IDENTIFICATION HAS CHANGED", "no matching"]
+        .iter()
+        .any(|p| stderr.contains(p))
 }
 
 impl SshCarrier {
@@ -140,6 +150,7 @@ impl SshCarrier {
         target: &Target,
         remote: &str,
         input: Option<Vec<u8>>,
+        limit: Duration,
     ) -> Result<(i32, String, String), OpenError> {
         let errfile =
             tempfile::tempfile().map_err(|e| OpenError::Unreachable(Reason::new("ssh failed", e.to_string())))?;
@@ -155,7 +166,6 @@ impl SshCarrier {
             }
             drop(stdin);
         };
-        let limit = self.connect_timeout.saturating_mul(4).max(Duration::from_secs(30));
         let (_, out) = tokio::time::timeout(limit, futures_util::future::join(feed, child.wait_with_output()))
             .await
             .map_err(|_| {
@@ -173,17 +183,25 @@ impl SshCarrier {
         Ok((out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string(), err))
     }
 
+    /// How long a short remote command may take: four connection
+    /// budgets, at least 30 s.
+    fn short_limit(&self) -> Duration {
+        self.connect_timeout.saturating_mul(4).max(Duration::from_secs(30))
+    }
+
     /// Run `script` on `target`'s host over the shared connection: exit
     /// code, stdout, stderr.
     pub async fn remote(&self, target: &Target, script: &str) -> Result<(i32, String, String), OpenError> {
-        self.oneshot(target, script, None).await
+        self.oneshot(target, script, None, self.short_limit()).await
     }
 
-    /// Make sure this binary is on the host; returns the install dir.
+    /// Check the host's architecture and copy this binary there when it
+    /// is absent; returns the install dir.
     async fn ensure_installed(&self, target: &Target) -> Result<String, OpenError> {
         let dir = self.config.install_dir(&target.name);
         let bin = &self.binary;
-        let (code, out, err) = self.oneshot(target, &install::probe_script(&dir, bin), None).await?;
+        let (code, out, err) =
+            self.oneshot(target, &install::probe_script(&dir, bin), None, self.short_limit()).await?;
         if code == 255 {
             return Err(failure(target, &err));
         }
@@ -214,10 +232,16 @@ impl SshCarrier {
                 format!("{} has no {} in {dir}, and --no-install forbids copying it", target.addr, bin.file_name()),
             )));
         }
+        // Wait for a turn to copy; the binary is read only then, so at most
+        // COPIES_AT_ONCE copies of it are in memory.
+        let _turn = self.installs.copies.acquire().await.map_err(|_| {
+            OpenError::Refused(Reason::new("install failed", "the install queue is closed".to_string()))
+        })?;
         let data = tokio::fs::read(&bin.path).await.map_err(|e| {
             OpenError::Refused(Reason::new("install failed", format!("cannot read {}: {e}", bin.path.display())))
         })?;
-        let (code, _, err) = self.oneshot(target, &install::install_script(&dir, bin), Some(data)).await?;
+        let limit = install::copy_limit(self.short_limit(), data.len() as u64);
+        let (code, _, err) = self.oneshot(target, &install::install_script(&dir, bin), Some(data), limit).await?;
         if code != 0 {
             return Err(if code == 255 {
                 failure(target, &err)
@@ -241,8 +265,28 @@ impl SshCarrier {
         Ok(dir)
     }
 
+    /// Open a session: start the agent where it is installed (one SSH
+    /// session); where it is not, check the host, copy the agent, start
+    /// it again.
     async fn dial(&self, target: &Target) -> Result<Session, OpenError> {
-        let dir = self.ensure_installed(target).await?;
+        let dir = self.config.install_dir(&target.name);
+        match self.start(target, &dir).await? {
+            Some(session) => Ok(session),
+            None => {
+                let dir = self.ensure_installed(target).await?;
+                self.start(target, &dir).await?.ok_or_else(|| {
+                    OpenError::Refused(Reason::new(
+                        "agent did not start",
+                        format!("{}: the agent was installed in {dir} but is not there at start", target.addr),
+                    ))
+                })
+            }
+        }
+    }
+
+    /// Start the agent in `dir` and exchange Hellos; `None` when this
+    /// binary is not installed there.
+    async fn start(&self, target: &Target, dir: &str) -> Result<Option<Session>, OpenError> {
         let _ = std::fs::create_dir_all(&self.log_dir);
         let log_path = self.log_dir.join(format!("{}.log", target.name.replace('/', "_")));
         let log = std::fs::File::create(&log_path)
@@ -250,7 +294,7 @@ impl SshCarrier {
         let mut child = self
             .command(
                 target,
-                &install::start_script(&dir, &self.binary, self.config.max_concurrent(&target.name)),
+                &install::start_script(dir, &self.binary, self.config.max_concurrent(&target.name)),
                 Stdio::from(log),
             )
             .spawn()
@@ -262,11 +306,14 @@ impl SshCarrier {
         let mut reader = FrameReader::new(Box::new(ChildReader { out: stdout, _child: child }) as BoxRead, max);
         let mut writer = FrameWriter::new(Box::new(stdin) as BoxWrite, max);
         let ours = super::hello(Role::Dispatcher, "ssh");
-        match super::handshake(&mut reader, &mut writer, &ours, self.connect_timeout.saturating_mul(2)).await {
-            Ok(peer) => Ok(Session { reader, writer, peer }),
+        match super::handshake(&mut reader, &mut writer, &ours, self.short_limit()).await {
+            Ok(peer) => Ok(Some(Session { reader, writer, peer })),
             Err(e) => {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                if log.contains("ssh:") || log.contains("Permission denied") || log.contains("Connection") {
+                if log.contains(install::ABSENT) {
+                    return Ok(None);
+                }
+                if is_ssh_error(&log) {
                     return Err(failure(target, &log));
                 }
                 let tail = log.lines().last().unwrap_or("").to_string();
