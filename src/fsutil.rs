@@ -46,6 +46,23 @@ pub fn write_public(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic(path, bytes, 0o644)
 }
 
+/// Take an exclusive flock(2) on `path` (created 0600 if absent, with its
+/// directory), blocking until it is free; the lock is held until the
+/// returned file is dropped. For read-modify-write of small shared files
+/// by several processes on one state dir.
+pub fn lock_file(path: &Path) -> io::Result<fs::File> {
+    if let Some(d) = path.parent() {
+        fs::create_dir_all(d)?;
+    }
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path)?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

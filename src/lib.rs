@@ -7,6 +7,8 @@
 //! files; `demo` is the throwaway fleet of `muster demo`.
 
 pub mod agent;
+pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod console;
 pub mod daemon;

@@ -3,6 +3,7 @@
 //! stderr and exit 1.
 
 mod admin;
+mod api;
 mod daemon;
 mod daemon_tls;
 mod files;
@@ -131,6 +132,10 @@ pub enum Command {
     /// NethServer ns8-compatible agent on Redis
     #[command(name = "ns8-agent")]
     Ns8Agent(crate::ns8::Ns8Args),
+    /// HTTP API and web dashboard (default 127.0.0.1:7445), and its tokens
+    Api(api::ApiArgs),
+    /// The audit log: every run from the CLI, the API or a console, one line each
+    Audit(api::AuditArgs),
     /// Pairing: enrol agents that ask (port 7444) after comparing a 6-digit code
     #[command(subcommand)]
     Pair(pair::PairCmd),
@@ -411,6 +416,8 @@ pub fn main() -> ExitCode {
             admin::agent_stdio(config.as_deref(), max_concurrent)
         }
         Command::Pair(c) => pair::pair(&state, c),
+        Command::Api(a) => api::api(&state, a),
+        Command::Audit(a) => api::audit(&state, a),
         Command::Status(a) => requests::status(&state, a),
         Command::Wait(a) => requests::wait(&state, a),
         Command::ListRequests { json } => requests::list(&state, json),

@@ -8,7 +8,6 @@ use crate::dispatch::output::{spawn_printer, Mode};
 use crate::dispatch::plan::{HookSpec, Plan, Request};
 use crate::dispatch::{self, DispatcherConfig};
 use crate::transport::carrier::Carrier;
-use crate::transport::tls::{self, Identity};
 use crate::transport::tls_carrier::TlsCarrier;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::IsTerminal;
@@ -35,17 +34,7 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 
 /// The mTLS carrier for the dispatcher whose state is in `state`.
 pub fn tls_carrier(state: &Path, cfg: &DispatcherConfig) -> Result<TlsCarrier> {
-    let me = crate::pki::load_dispatcher(state)?;
-    let ca = crate::pki::load_certs(&state.join("ca").join("ca.crt"))?;
-    let identity =
-        Identity { certs: crate::pki::parse_certs_pem(&me.cert_pem)?, key: crate::pki::parse_key_pem(&me.key_pem)? };
-    Ok(TlsCarrier {
-        config: tls::client_config(&ca, identity)?,
-        dispatcher_id: me.id,
-        connect_timeout: Duration::from_secs(cfg.connect_timeout),
-        max_frame: crate::protocol::DEFAULT_MAX_FRAME,
-        revoked: crate::transport::tls_carrier::revoked_serials(state),
-    })
+    crate::transport::tls_carrier::for_state(state, Duration::from_secs(cfg.connect_timeout)).map_err(|e| anyhow!(e))
 }
 
 /// A fresh fleet-wide request id: 16 lowercase hex digits.
@@ -204,7 +193,7 @@ pub(super) fn dialer(
 }
 
 /// [`dispatch_plan`], recorded in `<state>/runs/` before and after (records
-/// past the retention are pruned on the way).
+/// past the retention are pruned on the way) and in the audit log.
 pub(super) fn dispatch_recorded(
     state: &Path,
     cfg: &DispatcherConfig,
@@ -219,10 +208,22 @@ pub(super) fn dispatch_recorded(
     if let Err(e) = runs::save(state, &record) {
         tracing::warn!("{e}");
     }
+    let audited = plan.clone();
+    let t0 = Instant::now();
     let outcome = dispatch_plan(carrier, plan, mode)?;
     record.end(&outcome, crate::pairing::now());
     if let Err(e) = runs::save(state, &record) {
         tracing::warn!("{e}");
+    }
+    let entry = crate::audit::AuditEntry::of(
+        &audited,
+        &outcome,
+        "cli",
+        &crate::audit::local_origin(),
+        t0.elapsed().as_secs_f64(),
+    );
+    if let Err(e) = crate::audit::append(state, &entry) {
+        eprintln!("muster: {e}");
     }
     Ok(outcome)
 }

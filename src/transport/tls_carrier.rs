@@ -24,6 +24,25 @@ pub struct TlsCarrier {
     pub revoked: HashSet<String>,
 }
 
+/// The carrier of the dispatcher whose state is in `state`: its
+/// certificate and key, the CA, and the revoked serials, read now (so a
+/// rotation is picked up by the next run). Errors name the file at fault.
+pub fn for_state(state: &Path, connect_timeout: Duration) -> Result<TlsCarrier, String> {
+    let me = crate::pki::load_dispatcher(state).map_err(|e| e.to_string())?;
+    let ca = crate::pki::load_certs(&state.join("ca").join("ca.crt")).map_err(|e| e.to_string())?;
+    let identity = tls::Identity {
+        certs: crate::pki::parse_certs_pem(&me.cert_pem).map_err(|e| e.to_string())?,
+        key: crate::pki::parse_key_pem(&me.key_pem).map_err(|e| e.to_string())?,
+    };
+    Ok(TlsCarrier {
+        config: tls::client_config(&ca, identity).map_err(|e| e.to_string())?,
+        dispatcher_id: me.id,
+        connect_timeout,
+        max_frame: crate::protocol::DEFAULT_MAX_FRAME,
+        revoked: revoked_serials(state),
+    })
+}
+
 /// The serials in `<state>/revoked-serials` (canonical lowercase hex); an
 /// unreadable line is skipped with a warning.
 pub fn revoked_serials(state: &Path) -> HashSet<String> {
