@@ -21,6 +21,7 @@ use std::collections::HashSet;
 mod fold;
 mod parse;
 pub use fold::fold;
+pub use parse::is_group_name;
 
 /// Most names one spec may expand to, counted before duplicates are removed
 /// (group members included).
@@ -53,8 +54,10 @@ impl Bounds {
 pub trait Groups {
     /// The members of group `name` (written `@name`), or None when there is
     /// no such group: [`expand_with`] then fails with
-    /// [`NodeSetError::UnknownGroup`], never an empty set.
-    fn members(&self, name: &str) -> Option<Vec<String>>;
+    /// [`NodeSetError::UnknownGroup`], never an empty set. Err when the
+    /// groups cannot be read (a bad groups file, say): the message says why
+    /// and becomes [`NodeSetError::Group`].
+    fn members(&self, name: &str) -> Result<Option<Vec<String>>, String>;
     /// The names of the groups there are, for the error naming an unknown one.
     fn names(&self) -> Vec<String>;
 }
@@ -64,8 +67,8 @@ pub trait Groups {
 pub struct NoGroups;
 
 impl Groups for NoGroups {
-    fn members(&self, _: &str) -> Option<Vec<String>> {
-        None
+    fn members(&self, _: &str) -> Result<Option<Vec<String>>, String> {
+        Ok(None)
     }
     fn names(&self) -> Vec<String> {
         Vec::new()
@@ -74,8 +77,8 @@ impl Groups for NoGroups {
 
 /// A fixed map from group name to members, e.g. built from registry tags.
 impl Groups for std::collections::BTreeMap<String, Vec<String>> {
-    fn members(&self, name: &str) -> Option<Vec<String>> {
-        self.get(name).cloned()
+    fn members(&self, name: &str) -> Result<Option<Vec<String>>, String> {
+        Ok(self.get(name).cloned())
     }
     fn names(&self) -> Vec<String> {
         self.keys().cloned().collect()
@@ -110,7 +113,7 @@ pub enum NodeSetError {
     Descending { element: String, range: String },
     #[error("step in {range:?} in {element:?} {why}; steps are written a-b/step, as in name[1-10/2]")]
     BadStep { element: String, range: String, why: &'static str },
-    #[error("range {range:?} in {element:?} has bounds padded differently ({lo:?} has {} digits, {hi:?} has {}); a zero-padded range has bounds of one width, as in name[009-010] or name[9-10]", lo.len(), hi.len())]
+    #[error("range {range:?} in {element:?} has bounds padded differently ({lo:?} and {hi:?}); a zero-padded range has bounds of one width, as in name[009-010] or name[9-10]")]
     Padding { element: String, range: String, lo: String, hi: String },
     #[error("{spec:?} expands to more than {max} names; split it into smaller node sets")]
     TooMany { spec: String, max: u64 },
@@ -126,6 +129,8 @@ pub enum NodeSetError {
     BadStart { element: String, ch: char },
     #[error("bad group name in {element:?}; groups are written @NAME with letters, digits, - _ . (or @all)")]
     BadGroup { element: String },
+    #[error("group @{group}: {why}")]
+    Group { group: String, why: String },
     #[error("unknown group @{group}; {}", known_groups(.known))]
     UnknownGroup { group: String, known: Vec<String> },
 }
@@ -216,6 +221,7 @@ pub fn expand_with(spec: &str, groups: &dyn Groups, bounds: Bounds) -> Result<Ve
                     }
                     let found = groups
                         .members(&name)
+                        .map_err(|why| NodeSetError::Group { group: name.clone(), why })?
                         .ok_or_else(|| NodeSetError::UnknownGroup { group: name.clone(), known: groups.names() })?;
                     let longest = found.iter().map(|n| n.len() as u64).max().unwrap_or(0);
                     budget(found.len() as u64, longest)?;

@@ -138,7 +138,7 @@ fn rejects_bad_specs() {
         ("n[1-3/2/2]", "step in \"1-3/2/2\" in \"n[1-3/2/2]\" is not a whole number"),
         ("w[99999999999999999999]", "number \"99999999999999999999\""),
         ("web[5-3]", "range \"5-3\" in \"web[5-3]\" runs down"),
-        ("n[9-010]", "range \"9-010\" in \"n[9-010]\" has bounds padded differently (\"9\" has 1 digits, \"010\" has 3)"),
+        ("n[9-010]", "range \"9-010\" in \"n[9-010]\" has bounds padded differently (\"9\" and \"010\"); a zero-padded range has bounds of one width"),
         ("n[1-044]", "range \"1-044\" in \"n[1-044]\" has bounds padded differently"),
         ("n[08-100]", "range \"08-100\" in \"n[08-100]\" has bounds padded differently"),
         ("n[010-9]", "range \"010-9\" in \"n[010-9]\" runs downwards"),
