@@ -124,7 +124,8 @@ fn pattern(r: &mut Rng) -> String {
     let heads = ["n", "node", "web", "r", "rack-", "c", "ib-", "x4nova", "db"];
     let mids = ["n", "-n", "-ib", "p", "-", "x", "-ib0-", "s"];
     let tails = ["", "", "", "-ib0", "-eth1", "a", "-mgmt"];
-    let mut s = r.pick(&heads).to_string();
+    // Now and then a digit just before a bracket: the documented difference.
+    let mut s = if r.below(40) == 0 { "prod-2".to_string() } else { r.pick(&heads).to_string() };
     for i in 0..1 + r.below(3) {
         if i > 0 {
             s.push_str(r.pick(&mids));
@@ -225,7 +226,11 @@ fn same_sets_as_clustershell() {
                 let ours: BTreeSet<String> = ours.into_iter().collect();
                 if ours != theirs {
                     let diff: Vec<_> = ours.symmetric_difference(&theirs).take(5).collect();
-                    mismatches.push(format!("{spec:?}: muster {} names, ClusterShell {}, e.g. {diff:?}", ours.len(), theirs.len()));
+                    mismatches.push(format!(
+                        "{spec:?}: muster {} names, ClusterShell {}, e.g. {diff:?}",
+                        ours.len(),
+                        theirs.len()
+                    ));
                 }
             }
             (Ok(_), Err(e)) => {
@@ -253,7 +258,7 @@ fn same_sets_as_clustershell() {
     assert!(mismatches.is_empty(), "{} specs differ:\n{}", mismatches.len(), mismatches.join("\n"));
     // The comparison is not vacuous: most generated specs are valid for both.
     assert!(both > (specs.len() - excluded) / 2, "only {both} of {} specs were accepted by both", specs.len());
-    assert!(excluded < specs.len() / 4, "{excluded} of {} specs excluded", specs.len());
+    assert!(excluded > 0 && excluded < specs.len() / 5, "{excluded} of {} specs excluded", specs.len());
 }
 
 /// ClusterShell's `nodeset` command and `muster nodeset` agree on counts
@@ -262,7 +267,9 @@ fn same_sets_as_clustershell() {
 fn the_commands_agree() {
     let cs = clustershell();
     let dir = tempfile::tempdir().unwrap();
-    for spec in ["nova[1-5/2]-ib[0-1]!nova3-ib1", "r[1-2]n[01-03]", "n[1,03,05]&n[1-5]", "c[1-4]n[01-16]^c[2-5]n[08-20]"] {
+    for spec in
+        ["nova[1-5/2]-ib[0-1]!nova3-ib1", "r[1-2]n[01-03]", "n[1,03,05]&n[1-5]", "c[1-4]n[01-16]^c[2-5]n[08-20]"]
+    {
         let theirs = Command::new(&cs).args(["-e", "-S", "\n", spec]).output().unwrap();
         assert!(theirs.status.success(), "{spec}: {}", String::from_utf8_lossy(&theirs.stderr));
         let ours = Command::new(BIN)

@@ -42,8 +42,7 @@ pub fn run(state: &Path, a: NodesetArgs) -> Result<u8> {
             dispatch::registry_groups(&entries, &config_dir)
         }
         Via::Ssh => {
-            let config =
-                crate::transport::ssh::config::SshConfig::load(&config_dir).map_err(|e| anyhow!(e))?;
+            let config = crate::transport::ssh::config::SshConfig::load(&config_dir).map_err(|e| anyhow!(e))?;
             super::ssh::groups(&config)
         }
         Via::Hub => dispatch::groups::Inventory::new(None, [], &config_dir),

@@ -123,7 +123,10 @@ impl Inventory {
     }
 
     fn file(&self) -> Result<&GroupsFile, String> {
-        self.file.get_or_init(|| GroupsFile::load(&self.config_dir).map_err(|e| e.to_string())).as_ref().map_err(Clone::clone)
+        self.file
+            .get_or_init(|| GroupsFile::load(&self.config_dir).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 }
 
@@ -198,7 +201,10 @@ mod tests {
         assert_eq!(expand_with("all!w2", &inv, Bounds::DEFAULT).unwrap(), ["w1", "d1"]);
         let e = expand_with("@eu", &inv, Bounds::DEFAULT).unwrap_err().to_string();
         assert!(e.starts_with("group @eu: groups file "), "{e}");
-        assert!(e.contains("groups.toml:1: group web: range \"01-3\" in \"web[01-3]\" has bounds padded differently"), "{e}");
+        assert!(
+            e.contains("groups.toml:1: group web: range \"01-3\" in \"web[01-3]\" has bounds padded differently"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -211,7 +217,10 @@ mod tests {
         bad("\"a b\" = \"x\"", "group name \"a b\" is not letters");
         bad("web = 3", "groups file g.toml:1:7:");
         bad("web = [\"a\"]", "write NAME = \"node set\"");
-        bad("a = \"x\"\nweb = \"@db,x\"", "g.toml:2: group web: \"@db,x\" names the group @db; a group in groups.toml lists node names");
+        bad(
+            "a = \"x\"\nweb = \"@db,x\"",
+            "g.toml:2: group web: \"@db,x\" names the group @db; a group in groups.toml lists node names",
+        );
         bad("web = \"all,x\"", "names the group @all");
         bad("web = \"w!\"", "g.toml:1: group web: missing node set after '!'");
         let ok = GroupsFile::parse("web = \"w[1-2]\"\n\"db\" = \"d1 , d2\"\n", "g.toml").unwrap();

@@ -24,13 +24,12 @@ impl Num {
 /// `r1n01-ib` -> (["r", "n", "-ib"], [1, 01]). A run of digits too long for
 /// u64 stays in the text.
 fn split_fields(name: &str) -> (Vec<String>, Vec<Num>) {
-    let (mut texts, mut nums) = (vec![String::new()], Vec::new());
+    let (mut texts, mut nums, mut text) = (Vec::new(), Vec::new(), String::new());
     let mut rest = name;
-    while !rest.is_empty() {
+    while let Some(c) = rest.chars().next() {
         let run = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if run == 0 {
-            let c = rest.chars().next().unwrap_or_default();
-            texts.last_mut().map(|t| t.push(c));
+            text.push(c);
             rest = &rest[c.len_utf8()..];
             continue;
         }
@@ -39,12 +38,13 @@ fn split_fields(name: &str) -> (Vec<String>, Vec<Num>) {
             Ok(value) => {
                 let width = if digits.len() > 1 && digits.starts_with('0') { digits.len() } else { 0 };
                 nums.push(Num { value, width });
-                texts.push(String::new());
+                texts.push(std::mem::take(&mut text));
             }
-            Err(_) => texts.last_mut().into_iter().for_each(|t| t.push_str(digits)),
+            Err(_) => text.push_str(digits),
         }
         rest = &rest[run..];
     }
+    texts.push(text);
     (texts, nums)
 }
 

@@ -105,7 +105,9 @@ pub enum NodeSetError {
     EmptyBrackets { element: String },
     #[error("empty range item in {element:?}; write ranges as name[1,3-5]")]
     EmptyRange { element: String },
-    #[error("range bound {bound:?} in {element:?} is not a number; ranges are written a-b or a-b/step, as in name[01-20]")]
+    #[error(
+        "range bound {bound:?} in {element:?} is not a number; ranges are written a-b or a-b/step, as in name[01-20]"
+    )]
     NotNumeric { element: String, bound: String },
     #[error("number {bound:?} in {element:?} is too large; the largest is {}", u64::MAX)]
     TooLarge { element: String, bound: String },
@@ -125,7 +127,9 @@ pub enum NodeSetError {
     Whitespace { element: String },
     #[error("character {ch:?} in {element:?} cannot be in a node name; names use letters, digits and - . _ : @, and , ! & ^ join node sets")]
     BadChar { element: String, ch: char },
-    #[error("node name {element:?} starts with {ch:?}; a node name starts with a letter, a digit or a range such as [1-4]")]
+    #[error(
+        "node name {element:?} starts with {ch:?}; a node name starts with a letter, a digit or a range such as [1-4]"
+    )]
     BadStart { element: String, ch: char },
     #[error("bad group name in {element:?}; groups are written @NAME with letters, digits, - _ . (or @all)")]
     BadGroup { element: String },

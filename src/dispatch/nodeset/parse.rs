@@ -113,11 +113,7 @@ pub fn parse(spec: &str) -> Result<Vec<Term<'_>>, E> {
 /// the first, on its right) has nothing on that side.
 fn missing(spec: &str, pieces: &[(Op, usize, usize)], k: usize) -> E {
     let char_of = |i: usize| spec[i..].chars().next().unwrap_or(',');
-    let (op, side) = if k == 0 {
-        (char_of(pieces[0].2), "before")
-    } else {
-        (char_of(pieces[k].1 - 1), "after")
-    };
+    let (op, side) = if k == 0 { (char_of(pieces[0].2), "before") } else { (char_of(pieces[k].1 - 1), "after") };
     if op == ',' {
         E::EmptyElement { spec: spec.into() }
     } else {
@@ -152,7 +148,11 @@ fn parse_pattern(text: &str, element: &str) -> Result<Vec<Part>, E> {
         let body = &rest[open + 1..];
         let close = body.find(['[', ']']).ok_or_else(|| E::Unclosed { element: el() })?;
         if body[close..].starts_with('[') {
-            return Err(if body[close..].contains(']') { E::Nested { element: el() } } else { E::Unclosed { element: el() } });
+            return Err(if body[close..].contains(']') {
+                E::Nested { element: el() }
+            } else {
+                E::Unclosed { element: el() }
+            });
         }
         parts.push(Part::Ranges(parse_ranges(&body[..close], element)?));
         rest = &body[close + 1..];

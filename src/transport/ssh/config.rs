@@ -82,7 +82,9 @@ impl SshConfig {
                             let why = format!("it reads as the node set {:?}", crate::dispatch::nodeset::fold(&names));
                             return Err(SshConfigError::HostName { path, name: name.clone(), why });
                         }
-                        Err(e) => return Err(SshConfigError::HostName { path, name: name.clone(), why: e.to_string() }),
+                        Err(e) => {
+                            return Err(SshConfigError::HostName { path, name: name.clone(), why: e.to_string() })
+                        }
                     }
                 }
                 Ok(config)
