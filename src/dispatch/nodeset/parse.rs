@@ -27,12 +27,14 @@ pub struct Range {
     pub width: usize,
 }
 
+/// A piece of a pattern: text as written, or the numbers of one bracket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
     Literal(String),
     Ranges(Vec<Range>),
 }
 
+/// What one operand names.
 #[derive(Debug)]
 pub enum Operand {
     /// Host names.
@@ -41,6 +43,7 @@ pub enum Operand {
     Group(Vec<Part>),
 }
 
+/// One operand with the operator that joins it to the set so far.
 #[derive(Debug)]
 pub struct Term<'a> {
     pub op: Op,
