@@ -35,7 +35,16 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
         .map_err(|e| anyhow!("{e} (copy the network's public key there)"))?;
     let mut names = a.agents.clone();
     if a.targets.trim() != "all" {
-        names.extend(nodeset::expand(&a.targets).map_err(|e| anyhow!("bad TARGETS: {e}"))?);
+        // Over the hub only groups.toml names groups: agents are found on
+        // the channel, and tags are the --tags filter.
+        let groups = crate::dispatch::groups::Inventory::new(None, [], &crate::state::config_dir());
+        let expanded = nodeset::expand_with(&a.targets, &groups, nodeset::Bounds::DEFAULT).map_err(|e| match e {
+            nodeset::NodeSetError::UnknownGroup { ref group, .. } if group == "all" => {
+                anyhow!("bad TARGETS: {e}; over the hub, `all` alone reaches every agent on the channel")
+            }
+            e => anyhow!("bad TARGETS: {e}"),
+        })?;
+        names.extend(expanded);
     }
     names.dedup();
     let disc_path = hub_dir.join("discovery.toml");

@@ -8,6 +8,7 @@ mod daemon;
 mod daemon_tls;
 mod files;
 mod hub;
+mod nodeset;
 mod pair;
 mod requests;
 mod run;
@@ -187,6 +188,8 @@ pub enum Command {
     Put(files::PutArgs),
     /// Copy a file from every target into LOCALDIR/<target>/
     Get(files::GetArgs),
+    /// Show a node set: its names (-e), folded form (-f, default) or count (-c), groups resolved
+    Nodeset(nodeset::NodesetArgs),
     /// Revoke an agent's certificate (by name) or any serial; pushed to every reachable agent
     Revoke {
         /// A registered agent's name, or a hex serial
@@ -404,6 +407,7 @@ pub fn main() -> ExitCode {
             | Command::Get(_)
             | Command::Status(_)
             | Command::Wait(_)
+            | Command::Nodeset(_)
     );
     init_logging(if quiet { tracing::Level::WARN } else { tracing::Level::INFO });
     let state = crate::state::dispatcher_dir(cli.state_dir.clone());
@@ -425,6 +429,7 @@ pub fn main() -> ExitCode {
         Command::Maintain { renew_days, days } => trust::maintain(&state, renew_days, days),
         Command::SerialStatus { json } => trust::serial_status(&state, json),
         Command::Revoke { what } => trust::revoke(&state, &what),
+        Command::Nodeset(a) => nodeset::run(&state, a),
         Command::Put(a) => files::put(&state, a),
         Command::Daemon(a) => daemon::run(&state, a),
         Command::Console => crate::console::main(&state).map(|_| 0).map_err(|e| anyhow::anyhow!(e)),

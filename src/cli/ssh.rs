@@ -23,7 +23,8 @@ pub fn targets(config: &SshConfig, spec: &str, tags: &[String]) -> Result<Vec<Ta
         }
         all
     } else {
-        nodeset::expand(spec).map_err(|e| anyhow!("bad TARGETS: {e}"))?
+        let groups = groups(config);
+        nodeset::expand_with(spec, &groups, nodeset::Bounds::DEFAULT).map_err(|e| anyhow!("bad TARGETS: {e}"))?
     };
     let tagged = config.tagged(tags);
     let names: Vec<String> = names.into_iter().filter(|n| tags.is_empty() || tagged.contains(n)).collect();
@@ -31,6 +32,16 @@ pub fn targets(config: &SshConfig, spec: &str, tags: &[String]) -> Result<Vec<Ta
         bail!("no SSH host matches {spec:?} with tags {} (tags come from ssh.toml)", tags.join(","));
     }
     Ok(names.into_iter().map(|n| Target { addr: config.address(&n), name: n }).collect())
+}
+
+/// The groups TARGETS may name over SSH: `@all` every host in ssh.toml,
+/// `@TAG` its hosts carrying TAG, and the groups of `groups.toml` (which
+/// win over a tag of the same name). With no host in ssh.toml there is no
+/// `@all` (an unknown group, never an empty set).
+pub fn groups(config: &SshConfig) -> crate::dispatch::groups::Inventory {
+    let all = (!config.hosts.is_empty()).then(|| config.hosts.keys().cloned().collect());
+    let tagged = config.hosts.iter().map(|(name, host)| (name.as_str(), host.tags.as_slice()));
+    crate::dispatch::groups::Inventory::new(all, tagged, &crate::state::config_dir())
 }
 
 /// The SSH carrier for this dispatcher, configured from `ssh.toml`.

@@ -127,7 +127,7 @@ fn names(state: &Path) -> (Vec<String>, Vec<String>) {
 }
 
 const HELP: &str = "\
-select NODESET      choose hosts (node sets: web[01-20],db1; `all`)
+select NODESET      choose hosts (node sets: web[01-20],db1, @tag, a!b; `all`)
 tags a,b            keep hosts with every tag (no argument: any)
 via ssh|tls         reach hosts over SSH (command lines) or mTLS (actions)
 output MODE         live, grouped or json

@@ -8,6 +8,7 @@
 pub mod broadcast;
 pub mod event;
 pub mod files;
+pub mod groups;
 pub mod guard;
 pub mod hook;
 pub mod locks;
@@ -143,6 +144,8 @@ pub const REVOKED: &str = "revoked";
 /// Resolve a TARGETS spec (`all` or a node set) against the registry,
 /// keeping agents that carry every tag in `tags`. An agent whose entry is
 /// revoked is never dialled: it is left out with reason [`REVOKED`].
+/// Groups in the spec are [`registry_groups`]: `@all`, registry tags and
+/// `groups.toml` in the config dir.
 pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, String> {
     let (entries, bad) = registry::load_all(state);
     for b in &bad {
@@ -153,7 +156,8 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
     let names: Vec<String> = if spec.trim() == "all" {
         entries.iter().map(|e| e.name.clone()).collect()
     } else {
-        nodeset::expand(spec).map_err(|e| format!("bad TARGETS: {e}"))?
+        let groups = registry_groups(&entries, &crate::state::config_dir());
+        nodeset::expand_with(spec, &groups, nodeset::Bounds::DEFAULT).map_err(|e| format!("bad TARGETS: {e}"))?
     };
     for name in names {
         match entries.iter().find(|e| e.name == name) {
@@ -177,6 +181,15 @@ pub fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<Resolved, St
         }
     }
     Ok(out)
+}
+
+/// The groups TARGETS may name for registered agents: `@all` every entry,
+/// `@TAG` the entries carrying TAG, and the groups of `groups.toml` in
+/// `config_dir` (which win over a tag of the same name). With no entries
+/// there is no `@all` (an unknown group, never an empty set).
+pub fn registry_groups(entries: &[registry::AgentEntry], config_dir: &Path) -> groups::Inventory {
+    let all = (!entries.is_empty()).then(|| entries.iter().map(|e| e.name.clone()).collect());
+    groups::Inventory::new(all, entries.iter().map(|e| (e.name.as_str(), e.tags.as_slice())), config_dir)
 }
 
 #[cfg(test)]

@@ -62,14 +62,33 @@ pub enum SshConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("ssh config {0}")]
     Parse(#[from] TomlError),
+    #[error("ssh config {}: host {name:?} cannot be named in TARGETS ({why}); use a name of letters, digits and - . _ : @ and put the real destination in its address", .path.display())]
+    HostName { path: PathBuf, name: String, why: String },
 }
 
 impl SshConfig {
-    /// `dir/ssh.toml`, or an empty config when there is none.
+    /// `dir/ssh.toml`, or an empty config when there is none. A host name
+    /// must be one node of a node set (`web01`, not `web!1`, `a b` or
+    /// `all`), or no TARGETS could name it.
     pub fn load(dir: &Path) -> Result<SshConfig, SshConfigError> {
         let path = dir.join("ssh.toml");
         match std::fs::read_to_string(&path) {
-            Ok(t) => Ok(settings::from_toml(&t, &path.display().to_string())?),
+            Ok(t) => {
+                let config: SshConfig = settings::from_toml(&t, &path.display().to_string())?;
+                for name in config.hosts.keys() {
+                    match crate::dispatch::nodeset::expand(name) {
+                        Ok(names) if names == [name.as_str()] => {}
+                        Ok(names) => {
+                            let why = format!("it reads as the node set {:?}", crate::dispatch::nodeset::fold(&names));
+                            return Err(SshConfigError::HostName { path, name: name.clone(), why });
+                        }
+                        Err(e) => {
+                            return Err(SshConfigError::HostName { path, name: name.clone(), why: e.to_string() })
+                        }
+                    }
+                }
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SshConfig::default()),
             Err(source) => Err(SshConfigError::Read { path, source }),
         }
@@ -139,5 +158,26 @@ mod tests {
         assert_eq!(split_address("u@h:22"), ("u@h".to_string(), Some(22)));
         assert_eq!(split_address("h"), ("h".to_string(), None));
         assert_eq!(split_address("fe80::1"), ("fe80::1".to_string(), None));
+    }
+
+    #[test]
+    fn host_names_must_be_nodes() {
+        let d = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            std::fs::write(d.path().join("ssh.toml"), text).unwrap();
+            SshConfig::load(d.path()).map(|c| c.hosts.len()).map_err(|e| e.to_string())
+        };
+        assert_eq!(load("[hosts.web01]\n[hosts.\"db1.example.com\"]\n[hosts.\"fe80::1\"]\n"), Ok(3));
+        for (name, want) in [
+            ("web!1", "web!1\" cannot be named in TARGETS (it reads as the node set \"web\")"),
+            ("a!a", "(it reads as the node set \"\")"),
+            ("a b", "(whitespace inside node name"),
+            ("all", "(unknown group @all"),
+            ("n[1-2]", "(it reads as the node set \"n[1-2]\")"),
+            ("-x", "starts with '-'"),
+        ] {
+            let e = load(&format!("[hosts.\"{name}\"]\n")).unwrap_err();
+            assert!(e.contains(want), "{name}: {e}");
+        }
     }
 }
