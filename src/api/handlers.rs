@@ -29,7 +29,7 @@ pub const MAX_TIMEOUT_S: f64 = 1e9;
 #[openapi(
     info(title = "muster API", description = "Run named actions on many hosts and watch every host's outcome."),
     paths(health, agents, targets, ping, run, runs_list, run_get, status_get, run_events, run_cancel, discovery, metrics_text),
-    components(schemas(ErrorBody, RunBody, PingBody)),
+    components(schemas(ErrorBody, RunBody, PingBody, SseFrame)),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;
@@ -83,8 +83,9 @@ async fn health(State(app): State<Arc<App>>) -> Json<Value> {
 /// expiry, when paired or revoked, and when this API last saw it answer
 /// a ping.
 #[utoipa::path(get, path = "/agents", security(("bearer" = [])),
-    responses((status = 200, description = "Every registered agent", body = Object),
-              (status = 401, description = "No valid token", body = ErrorBody)))]
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "Every registered agent", body = Object),
+))]
 async fn agents(State(app): State<Arc<App>>) -> Json<Value> {
     let (entries, bad) = dispatch::registry::load_all(&app.state_dir);
     let seen = app.last_seen.lock().map(|m| m.clone()).unwrap_or_default();
@@ -100,9 +101,11 @@ async fn agents(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TargetsQuery {
     /// `all` or a node set.
+    #[param(min_length = 1)]
     spec: String,
     /// Comma-separated tags every target must carry.
     #[serde(default)]
@@ -112,7 +115,8 @@ struct TargetsQuery {
 /// The targets a node set and tags select (the dashboard's preview):
 /// names, their fold, and the names that would not be dialled.
 #[utoipa::path(get, path = "/targets", params(TargetsQuery), security(("bearer" = [])),
-    responses((status = 200, description = "The selected targets", body = Object),
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "The selected targets", body = Object),
               (status = 400, description = "Bad node set", body = ErrorBody),
               (status = 403, description = "Targets outside the token's", body = ErrorBody)))]
 async fn targets(
@@ -134,12 +138,14 @@ async fn targets(
 #[serde(deny_unknown_fields)]
 pub struct PingBody {
     /// `all` or a node set of registered agents.
+    #[schema(min_length = 1)]
     pub targets: String,
     /// Keep agents carrying every one of these tags.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Agents pinged at once (default: the dispatcher's fan-out).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub fanout: Option<usize>,
 }
 
@@ -174,7 +180,9 @@ fn resolve_for(app: &App, caller: &Caller, spec: &str, tags: &[String]) -> Resul
 
 /// Ping agents over mTLS: each one's state and round-trip time in ms.
 #[utoipa::path(post, path = "/ping", request_body = PingBody, security(("bearer" = [])),
-    responses((status = 200, description = "One answer per target", body = Object),
+    responses((status = 413, description = "Body over 1 MiB", body = ErrorBody),
+              (status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "One answer per target", body = Object),
               (status = 400, description = "Bad body or targets", body = ErrorBody),
               (status = 403, description = "Targets outside the token's", body = ErrorBody)))]
 async fn ping(
@@ -222,26 +230,32 @@ async fn ping(
 #[serde(deny_unknown_fields)]
 pub struct RunBody {
     /// `all` or a node set of registered agents, e.g. `web[01-03],db1`.
+    #[schema(min_length = 1)]
     pub targets: String,
     /// Keep agents carrying every one of these tags.
     #[serde(default)]
     pub tags: Vec<String>,
     /// The action's name in each agent's allowlist.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
     pub action: String,
     /// Arguments passed to the action.
     #[serde(default)]
     pub args: Vec<String>,
     /// Seconds each target may run (default: the dispatcher's).
     #[serde(default)]
+    #[schema(exclusive_minimum = 0.0, maximum = 1e9)]
     pub timeout: Option<f64>,
     /// Targets run at once (default: the dispatcher's fan-out).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub fanout: Option<usize>,
     /// Stop starting targets after this many failures.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_errors: Option<usize>,
     /// Seconds to wait for the end before answering 202 (0 to 300).
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 300.0)]
     pub wait: Option<f64>,
 }
 
@@ -258,7 +272,9 @@ fn seconds(field: &str, v: f64, max: f64) -> Result<Duration, ApiError> {
 /// Start a run; answer 200 with every target's result when it ends within
 /// `wait` seconds, else 202 with its id and where to follow it.
 #[utoipa::path(post, path = "/run", request_body = RunBody, security(("bearer" = [])),
-    responses((status = 200, description = "The run ended within `wait`: every target's result", body = Object),
+    responses((status = 413, description = "Body over 1 MiB", body = ErrorBody),
+              (status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "The run ended within `wait`: every target's result", body = Object),
               (status = 202, description = "The run goes on: its id and where to follow it", body = Object),
               (status = 400, description = "Bad body, action or targets", body = ErrorBody),
               (status = 403, description = "Action or targets outside the token's", body = ErrorBody)))]
@@ -272,6 +288,7 @@ async fn run(
     if action.is_empty() {
         return Err(ApiError::bad("action", "no action: name one from the agents' allowlists"));
     }
+    crate::protocol::check_action_name(action).map_err(|e| ApiError::bad("action", e.to_string()))?;
     if let Some(allowed) = &caller.actions {
         if !allowed.iter().any(|a| a == action) {
             return Err(ApiError::field(
@@ -410,20 +427,24 @@ async fn drive(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Page {
     /// 1-based page number.
     #[serde(default)]
+    #[param(minimum = 1)]
     page: Option<usize>,
     /// Runs per page (1 to 500, default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     per_page: Option<usize>,
 }
 
 /// Runs recorded in the state dir (CLI, API and console runs), newest
 /// first, paged.
 #[utoipa::path(get, path = "/runs", params(Page), security(("bearer" = [])),
-    responses((status = 200, description = "A page of runs", body = Object),
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "A page of runs", body = Object),
               (status = 400, description = "Bad paging", body = ErrorBody)))]
 async fn runs_list(
     State(app): State<Arc<App>>,
@@ -459,6 +480,27 @@ async fn runs_list(
     Ok(Json(json!({"runs": runs, "total": total, "page": page, "per_page": per_page})))
 }
 
+/// One Server-Sent Event of `GET /runs/{id}/events`: `id` counts from 1,
+/// `event` is `started`, `output`, `end` or `done`, `data` is the event's
+/// JSON object (as `muster run --output json` prints it).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct SseFrame {
+    pub id: String,
+    pub event: String,
+    pub data: String,
+}
+
+/// A request id in a path.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct RunId {
+    /// 16 lowercase hex digits.
+    #[param(pattern = "^[0-9a-f]{16}$")]
+    id: String,
+}
+
 fn check_id(id: &str) -> Result<(), ApiError> {
     if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
         Ok(())
@@ -479,9 +521,10 @@ fn find_run(app: &App, id: &str) -> Result<Value, ApiError> {
 }
 
 /// One run: its request, each target's state and output.
-#[utoipa::path(get, path = "/runs/{id}", params(("id" = String, Path, description = "Request id")),
+#[utoipa::path(get, path = "/runs/{id}", params(RunId),
     security(("bearer" = [])),
-    responses((status = 200, description = "The run", body = Object),
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "The run", body = Object),
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody)))]
 async fn run_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -489,9 +532,10 @@ async fn run_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<
 }
 
 /// Alias of `GET /runs/{id}`.
-#[utoipa::path(get, path = "/status/{id}", params(("id" = String, Path, description = "Request id")),
+#[utoipa::path(get, path = "/status/{id}", params(RunId),
     security(("bearer" = [])),
-    responses((status = 200, description = "The run", body = Object),
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "The run", body = Object),
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody)))]
 async fn status_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -501,9 +545,10 @@ async fn status_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Resu
 /// The run's events as Server-Sent Events (`started`, `output`, `end` per
 /// target, in order, then one `done`), live; each has an id, and a
 /// reconnect with `Last-Event-ID` resumes after it.
-#[utoipa::path(get, path = "/runs/{id}/events", params(("id" = String, Path, description = "Request id")),
+#[utoipa::path(get, path = "/runs/{id}/events", params(RunId),
     security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream", body = String),
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "The events", content_type = "text/event-stream", body = SseFrame),
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody)))]
 async fn run_events(
@@ -565,9 +610,10 @@ async fn run_events(
 
 /// Cancel a run: running targets are told to stop, the rest are skipped.
 /// Only the token that started it, or one without limits, may.
-#[utoipa::path(post, path = "/runs/{id}/cancel", params(("id" = String, Path, description = "Request id")),
+#[utoipa::path(post, path = "/runs/{id}/cancel", params(RunId),
     security(("bearer" = [])),
-    responses((status = 202, description = "Cancelling", body = Object),
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 202, description = "Cancelling", body = Object),
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 403, description = "Not this token's run", body = ErrorBody),
               (status = 404, description = "No such run in this API process", body = ErrorBody),
@@ -595,7 +641,8 @@ async fn run_cancel(
 /// The hub agents a station has seen answer, per channel, with their
 /// tags and when last seen (from `<state>/hub/discovery.toml`).
 #[utoipa::path(get, path = "/discovery", security(("bearer" = [])),
-    responses((status = 200, description = "Seen agents per channel", body = Object)))]
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "Seen agents per channel", body = Object)))]
 async fn discovery(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     let d = crate::hub::discovery::Discovery::load(&app.state_dir.join("hub").join("discovery.toml"))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -604,7 +651,8 @@ async fn discovery(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError>
 
 /// Prometheus text metrics.
 #[utoipa::path(get, path = "/metrics", security(("bearer" = [])),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+    responses((status = 401, description = "No valid token", body = ErrorBody),
+              (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.render())
         .into_response()

@@ -200,7 +200,7 @@ fn caller_of(app: &App, req: &Request, from: SocketAddr) -> Result<Caller, ApiEr
         tokens::find(&all, token).ok_or_else(|| unauthorized("this token is not known (removed, or mistyped)"))?;
     let targets = match &entry.targets {
         None => None,
-        Some(spec) => Some(crate::dispatch::nodeset::expand(spec).map_err(|e| {
+        Some(spec) => Some(token_targets(&app.state_dir, spec).map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("token {name}'s targets {spec:?} do not parse: {e}"),
@@ -208,6 +208,14 @@ fn caller_of(app: &App, req: &Request, from: SocketAddr) -> Result<Caller, ApiEr
         })?),
     };
     Ok(Caller { name: name.clone(), actions: entry.actions.clone(), targets, from })
+}
+
+/// The names a token's target node set allows (groups such as `@web`
+/// are read from the registry and groups.toml now, so they follow
+/// changes).
+pub fn token_targets(state: &std::path::Path, spec: &str) -> Result<Vec<String>, String> {
+    let r = crate::dispatch::resolve(state, spec, &[])?;
+    Ok(r.targets.into_iter().map(|t| t.name).chain(r.missing.into_iter().map(|(n, _)| n)).collect())
 }
 
 /// Errors starting the API.

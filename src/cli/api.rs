@@ -81,7 +81,7 @@ fn token(state: &Path, t: TokenCmd) -> Result<u8> {
     match t {
         TokenCmd::Add { name, actions, targets } => {
             if let Some(spec) = &targets {
-                crate::dispatch::nodeset::expand(spec).map_err(|e| anyhow!("bad --targets: {e}"))?;
+                crate::api::token_targets(state, spec).map_err(|e| anyhow!("bad --targets: {e}"))?;
             }
             let token = tokens::add(state, &name, actions, targets)?;
             println!("{token}");
