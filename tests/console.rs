@@ -42,6 +42,12 @@ fn a_console_starts_its_daemon_and_runs_date_on_every_host() {
     wait_for(Duration::from_secs(5), "the console to end", || !t.alive());
     // The daemon it started stays resident.
     assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    // Both runs, foreground and job, are in the audit log as console runs.
+    let audit = std::fs::read_to_string(f.state.join("audit/audit.log")).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    assert!(lines.iter().all(|l| l["origin"] == "console" && l["via"] == "ssh"), "{audit}");
+    assert!(lines.iter().any(|l| l["states"]["succeeded"] == 3), "{audit}");
     let daemon_pid = f
         .daemon_log()
         .lines()

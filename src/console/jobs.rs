@@ -54,8 +54,20 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// Start `plan` as a job; prints `[job N] started`.
-    pub fn start(&mut self, rt: &Runtime, carrier: Carrier, plan: Plan, cmd: String, printer: Printer) {
+    /// Start `plan` as a job; prints `[job N] started`. Its end is
+    /// written to the audit log under `state`.
+    pub fn start(
+        &mut self,
+        rt: &Runtime,
+        carrier: Carrier,
+        plan: Plan,
+        cmd: String,
+        printer: Printer,
+        state: &std::path::Path,
+    ) {
+        let state = state.to_path_buf();
+        let audited = plan.clone();
+        let from = crate::audit::local_origin();
         self.next += 1;
         let id = self.next;
         let (stop, stop_rx) = watch::channel(false);
@@ -76,6 +88,11 @@ impl Jobs {
             let events = collect.await.unwrap_or_default();
             let text = match r {
                 Ok(out) => {
+                    let entry =
+                        crate::audit::AuditEntry::of(&audited, &out, "console", &from, t0.elapsed().as_secs_f64());
+                    if let Err(e) = crate::audit::append(&state, &entry) {
+                        tracing::warn!("{e}");
+                    }
                     let mut p = Output::with_writers(Mode::Grouped, Vec::new(), Vec::new());
                     for e in &events {
                         p.event(e);

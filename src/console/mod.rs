@@ -216,6 +216,7 @@ impl Console {
     /// Run in the foreground; Ctrl-C cancels.
     fn run(&mut self, words: &[String]) -> Result<(), String> {
         let plan = self.plan(words)?;
+        let audited = plan.clone();
         let carrier = Carrier::Dial(self.client().map_err(|e| e.to_string())?);
         let mode = self.mode;
         let t0 = Instant::now();
@@ -234,6 +235,11 @@ impl Console {
         });
         let out = out.map_err(|e| e.to_string())?;
         print!("{}", outcome::summary(&out.results, t0.elapsed()));
+        let from = crate::audit::local_origin();
+        let entry = crate::audit::AuditEntry::of(&audited, &out, "console", &from, t0.elapsed().as_secs_f64());
+        if let Err(e) = crate::audit::append(&self.state, &entry) {
+            eprintln!("muster: {e}");
+        }
         Ok(())
     }
 
@@ -305,7 +311,7 @@ impl Console {
             "bg" => match self.plan(rest) {
                 Ok(plan) => match self.client() {
                     Ok(c) => {
-                        self.jobs.start(self.rt, Carrier::Dial(c), plan, rest.join(" "), printer.clone());
+                        self.jobs.start(self.rt, Carrier::Dial(c), plan, rest.join(" "), printer.clone(), &self.state);
                         Ok(())
                     }
                     Err(e) => Err(e.to_string()),
