@@ -20,7 +20,7 @@ const STYLE: &str = include_str!("assets/style.css");
 
 /// Paths served without a token (they hold no data).
 pub fn is_asset(path: &str) -> bool {
-    matches!(path, "/" | "/app.js" | "/style.css")
+    matches!(path, "/" | "/app.js" | "/style.css" | "/favicon.ico")
 }
 
 pub fn routes() -> Router<Arc<super::App>> {
@@ -31,4 +31,6 @@ pub fn routes() -> Router<Arc<super::App>> {
             get(|| async { ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response() }),
         )
         .route("/style.css", get(|| async { ([(CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response() }))
+        // No icon: say so without a token, so browsers do not log a 401.
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
 }

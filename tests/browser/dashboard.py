@@ -9,6 +9,7 @@ import sys
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -18,7 +19,9 @@ opts.binary_location = "/usr/bin/chromium"
 for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"):
     opts.add_argument(a)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-wait = WebDriverWait(driver, 30)
+# The page redraws chips on every event: an element found a moment ago may
+# be gone, so the waits retry on stale elements.
+wait = WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
 try:
     driver.get(base + "/")
     wait.until(lambda d: d.find_element(By.ID, "login").is_displayed())
