@@ -13,6 +13,7 @@ use api::*;
 use common::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::process::Command;
 use std::time::Duration;
 
 fn fleet(n: usize) -> Fleet {
@@ -356,4 +357,72 @@ fn a_thousand_concurrent_runs_lose_no_result() {
     }
     let audit = f.muster(&["audit", "--json"]);
     assert_eq!(stdout(&audit).lines().count(), 1000);
+}
+
+#[test]
+fn over_tls_a_user_certificate_or_a_token_gets_in_and_an_agent_certificate_does_not() {
+    let f = fleet(1);
+    let token = add_token(&f, "ops", &[]);
+    let certs = f.path("alice");
+    let out =
+        f.muster(&["api", "token", "add", "alice", "--cert", "--out", certs.to_str().unwrap(), "--actions", "hello"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let api = start_api(&f, &["--tls", "--tls-name", "localhost"]);
+    assert!(api.base.starts_with("https://"), "{}", api.base);
+    let port = api.base.rsplit(':').next().unwrap().to_string();
+    let url = format!("https://localhost:{port}");
+    let ca = certs.join("ca.crt");
+    let curl = |extra: &[&str], path: &str, body: Option<&str>| {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--cacert"]).arg(&ca).args(extra);
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "-d", b]);
+        }
+        let out = c.arg(format!("{url}{path}")).output().unwrap();
+        let text = stdout(&out);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (status.trim().parse::<u16>().unwrap_or(0), body.to_string())
+    };
+    let crt = certs.join("alice.crt").display().to_string();
+    let key = certs.join("alice.key").display().to_string();
+    // The user certificate gets in, with the entry's limits and name.
+    let (s, b) = curl(&["--cert", &crt, "--key", &key], "/agents", None);
+    assert_eq!(s, 200, "{b}");
+    let run = r#"{"targets":"web1","action":"hello","args":["tls"],"wait":20}"#;
+    let (s, b) = curl(&["--cert", &crt, "--key", &key], "/run", Some(run));
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains("hello tls") || b.contains("tls"), "{b}");
+    let (s, b) = curl(&["--cert", &crt, "--key", &key], "/run", Some(r#"{"targets":"web1","action":"true"}"#));
+    assert_eq!(s, 403, "{b}");
+    // A bearer token works over TLS too; nothing at all does not.
+    let (s, _) = curl(&["-H", &format!("Authorization: Bearer {token}")], "/agents", None);
+    assert_eq!(s, 200);
+    let (s, b) = curl(&[], "/agents", None);
+    assert_eq!(s, 401, "{b}");
+    // An agent's certificate from the same CA is refused.
+    let agent_dir = &f.agents[0].dir;
+    let a_crt = agent_dir.join("agent.crt").display().to_string();
+    let a_key = agent_dir.join("agent.key").display().to_string();
+    let (s, b) = curl(&["--cert", &a_crt, "--key", &a_key], "/agents", None);
+    assert_eq!(s, 401, "{b}");
+    assert!(b.contains("an agent's"), "{b}");
+    // A revoked user certificate is refused.
+    let audit = f.muster(&["audit", "--json"]);
+    assert!(stdout(&audit).contains("\"user\":\"alice\""), "{}", stdout(&audit));
+    let serial = stdout(&f.muster(&["api", "token", "list"]));
+    assert!(serial.contains("alice\tcertificate"), "{serial}");
+    let pem = std::fs::read_to_string(&crt).unwrap();
+    let der = pem_to_der(&pem);
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let hex = cert.raw_serial_as_string().replace(':', "").trim_start_matches('0').to_lowercase();
+    std::fs::write(f.state.join("revoked-serials"), format!("{hex}\n")).unwrap();
+    let (s, b) = curl(&["--cert", &crt, "--key", &key], "/agents", None);
+    assert_eq!(s, 401, "{b}");
+    assert!(b.contains("revoked"), "{b}");
+}
+
+fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
 }

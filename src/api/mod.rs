@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod handlers;
 pub mod metrics;
 pub mod runs;
+pub mod tls;
 pub mod tokens;
 
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
@@ -158,16 +159,17 @@ fn unknown_or_missing(msg: &str) -> Option<String> {
 /// answer's status code.
 pub async fn auth(
     State(app): State<Arc<App>>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<tls::Peer>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    let from = peer.addr;
     let path = req.uri().path().to_string();
     let open = path == "/health" || dashboard::is_asset(&path);
     let caller = if app.insecure {
         Ok(Caller { name: "anonymous".into(), actions: None, targets: None, from })
     } else {
-        caller_of(&app, &req, from)
+        caller_of(&app, &req, &peer)
     };
     let resp = match caller {
         Ok(c) => {
@@ -181,23 +183,47 @@ pub async fn auth(
     resp
 }
 
-fn caller_of(app: &App, req: &Request, from: SocketAddr) -> Result<Caller, ApiError> {
+fn caller_of(app: &App, req: &Request, peer: &tls::Peer) -> Result<Caller, ApiError> {
+    let from = peer.addr;
     let unauthorized = |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, why.to_string());
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("no Authorization header: send `Authorization: Bearer TOKEN` (tokens are made with `muster api token add NAME`)"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| unauthorized("the Authorization header is not `Bearer TOKEN`"))?;
     let all = tokens::load(&app.state_dir)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .unwrap_or_default();
-    let (name, entry) =
-        tokens::find(&all, token).ok_or_else(|| unauthorized("this token is not known (removed, or mistyped)"))?;
+    let (name, entry) = match (req.headers().get(axum::http::header::AUTHORIZATION), &peer.cert) {
+        (Some(header), _) => {
+            let token = header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| unauthorized("the Authorization header is not `Bearer TOKEN`"))?;
+            tokens::find(&all, token).ok_or_else(|| unauthorized("this token is not known (removed, or mistyped)"))?
+        }
+        (None, Some(cert)) => {
+            if cert.server_use {
+                return Err(unauthorized(&format!(
+                    "the client certificate of {} is an agent's (it may serve TLS): use a user certificate from \
+                     `muster api token add NAME --cert --out DIR`",
+                    cert.name
+                )));
+            }
+            if crate::transport::tls_carrier::revoked_serials(&app.state_dir).contains(&cert.serial) {
+                return Err(unauthorized(&format!("the client certificate of {} is revoked", cert.name)));
+            }
+            all.iter().find(|(n, e)| e.cert && **n == cert.name).ok_or_else(|| {
+                unauthorized(&format!(
+                    "no certificate user {} in the API tokens (add one with `muster api token add {} --cert`)",
+                    cert.name, cert.name
+                ))
+            })?
+        }
+        (None, None) => {
+            return Err(unauthorized(
+                "no Authorization header: send `Authorization: Bearer TOKEN` (tokens are made with `muster api token \
+                 add NAME`), or a client certificate over TLS",
+            ))
+        }
+    };
     let targets = match &entry.targets {
         None => None,
         Some(spec) => Some(token_targets(&app.state_dir, spec).map_err(|e| {
@@ -232,6 +258,8 @@ pub enum ServeError {
     Tokens(#[from] tokens::TokenError),
     #[error("the API server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Serve until the process is stopped; `bound` is told the address
@@ -240,6 +268,7 @@ pub async fn serve(
     state_dir: PathBuf,
     listen: SocketAddr,
     insecure: bool,
+    tls_name: Option<String>,
     bound: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     if !insecure && tokens::load(&state_dir)?.is_none() {
@@ -256,7 +285,21 @@ pub async fn serve(
         last_seen: Default::default(),
         run_slots: tokio::sync::Semaphore::new(RUN_SLOTS),
     });
-    bound(addr);
-    let router = handlers::router(app);
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.map_err(ServeError::Serve)
+    let router = handlers::router(app.clone());
+    match tls_name {
+        None => {
+            bound(addr);
+            axum::serve(listener, router.into_make_service_with_connect_info::<tls::Peer>())
+                .await
+                .map_err(ServeError::Serve)
+        }
+        Some(name) => {
+            let config = tls::server_config(&app.state_dir, &name).map_err(ServeError::Tls)?;
+            let listener = tls::TlsListener::new(listener, config).map_err(ServeError::Serve)?;
+            bound(addr);
+            axum::serve(listener, router.into_make_service_with_connect_info::<tls::Peer>())
+                .await
+                .map_err(ServeError::Serve)
+        }
+    }
 }

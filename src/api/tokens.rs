@@ -27,6 +27,11 @@ pub struct TokenEntry {
     pub targets: Option<String>,
     /// RFC 3339.
     pub created: String,
+    /// A certificate user: this entry admits a client certificate from
+    /// the CA whose common name is the entry's name (its `sha256` is
+    /// empty and matches no bearer token).
+    #[serde(default)]
+    pub cert: bool,
 }
 
 /// Errors of the token file.
@@ -82,12 +87,14 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// Add a token named `name`; returns the token itself (shown once).
+/// Add a token named `name`; returns the token itself (shown once). With
+/// `cert`, add a certificate user instead and return an empty string.
 pub fn add(
     state: &Path,
     name: &str,
     actions: Option<Vec<String>>,
     targets: Option<String>,
+    cert: bool,
 ) -> Result<String, TokenError> {
     if !valid_name(name) {
         return Err(TokenError::BadName(name.to_string()));
@@ -98,11 +105,9 @@ pub fn add(
     if all.contains_key(name) {
         return Err(TokenError::Exists(name.to_string()));
     }
-    let token = format!("{PREFIX}{}", crate::hexstr::random(32));
-    all.insert(
-        name.to_string(),
-        TokenEntry { sha256: hash(&token), actions, targets, created: crate::timefmt::now_rfc3339() },
-    );
+    let token = if cert { String::new() } else { format!("{PREFIX}{}", crate::hexstr::random(32)) };
+    let sha256 = if cert { String::new() } else { hash(&token) };
+    all.insert(name.to_string(), TokenEntry { sha256, actions, targets, created: crate::timefmt::now_rfc3339(), cert });
     save(state, &all)?;
     Ok(token)
 }
@@ -121,7 +126,7 @@ pub fn remove(state: &Path, name: &str) -> Result<(), TokenError> {
 /// The name and entry of the token whose hash is `sha256`.
 pub fn find<'a>(all: &'a BTreeMap<String, TokenEntry>, token: &str) -> Option<(&'a String, &'a TokenEntry)> {
     let h = hash(token);
-    all.iter().find(|(_, e)| e.sha256 == h)
+    all.iter().find(|(_, e)| !e.cert && e.sha256 == h)
 }
 
 #[cfg(test)]
@@ -131,15 +136,15 @@ mod tests {
     #[test]
     fn a_token_is_shown_once_and_found_by_its_hash() {
         let d = tempfile::tempdir().unwrap();
-        let t = add(d.path(), "ci", Some(vec!["deploy".into()]), None).unwrap();
+        let t = add(d.path(), "ci", Some(vec!["deploy".into()]), None, false).unwrap();
         assert!(t.starts_with(PREFIX) && t.len() == PREFIX.len() + 64);
         let text = std::fs::read_to_string(path(d.path())).unwrap();
         assert!(!text.contains(&t), "the token itself is never stored");
         let all = load(d.path()).unwrap().unwrap();
         assert_eq!(find(&all, &t).unwrap().0, "ci");
         assert!(find(&all, "mst_nope").is_none());
-        assert!(matches!(add(d.path(), "ci", None, None), Err(TokenError::Exists(_))));
-        assert!(matches!(add(d.path(), "bad name", None, None), Err(TokenError::BadName(_))));
+        assert!(matches!(add(d.path(), "ci", None, None, false), Err(TokenError::Exists(_))));
+        assert!(matches!(add(d.path(), "bad name", None, None, false), Err(TokenError::BadName(_))));
         remove(d.path(), "ci").unwrap();
         assert!(matches!(remove(d.path(), "ci"), Err(TokenError::Unknown(_))));
     }

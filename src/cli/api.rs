@@ -18,6 +18,13 @@ pub struct ApiArgs {
     /// Serve without tokens: anyone who reaches the port may run any action (for a lab only)
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve HTTPS with a certificate from the muster CA, and accept user client certificates
+    /// (`token add NAME --cert`) beside bearer tokens
+    #[arg(long)]
+    pub tls: bool,
+    /// The host name or IP clients use to reach the API, written in its certificate (with --tls)
+    #[arg(long, default_value = "localhost", value_name = "NAME", requires = "tls")]
+    pub tls_name: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +46,13 @@ pub enum TokenCmd {
         /// Node set of the targets it may reach, e.g. web[01-20] (default: any)
         #[arg(long, value_name = "NODESET")]
         targets: Option<String>,
+        /// A certificate user instead of a token: issue a client certificate from the CA for NAME into
+        /// --out DIR (NAME.crt, NAME.key, ca.crt), for `muster api --tls`
+        #[arg(long, requires = "out")]
+        cert: bool,
+        /// Where to write the client certificate (with --cert)
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
     },
     /// The tokens' names and limits
     List,
@@ -64,8 +78,10 @@ pub fn api(state: &Path, a: ApiArgs) -> Result<u8> {
         Some(ApiCmd::Token(t)) => token(state, t),
         None => {
             let rt = super::run::runtime()?;
-            rt.block_on(crate::api::serve(state.to_path_buf(), a.listen, a.insecure_no_auth, |addr| {
-                eprintln!("muster api listening on http://{addr} (state {})", state.display());
+            let tls = a.tls.then(|| a.tls_name.clone());
+            let scheme = if a.tls { "https" } else { "http" };
+            rt.block_on(crate::api::serve(state.to_path_buf(), a.listen, a.insecure_no_auth, tls, |addr| {
+                eprintln!("muster api listening on {scheme}://{addr} (state {})", state.display());
                 if a.insecure_no_auth {
                     eprintln!("muster: WARNING: --insecure-no-auth: anyone who reaches {addr} may run any action");
                 }
@@ -79,16 +95,34 @@ pub fn api(state: &Path, a: ApiArgs) -> Result<u8> {
 fn token(state: &Path, t: TokenCmd) -> Result<u8> {
     use crate::api::tokens;
     match t {
-        TokenCmd::Add { name, actions, targets } => {
+        TokenCmd::Add { name, actions, targets, cert, out } => {
             if let Some(spec) = &targets {
                 crate::api::token_targets(state, spec).map_err(|e| anyhow!("bad --targets: {e}"))?;
             }
-            let token = tokens::add(state, &name, actions, targets)?;
-            println!("{token}");
-            eprintln!(
-                "muster: token {name} added to {}; this is the only time it is shown: keep it now",
-                tokens::path(state).display()
-            );
+            match out.filter(|_| cert) {
+                Some(dir) => {
+                    // Issue first: a name the CA refuses adds no entry.
+                    let issued = crate::pki::issue_dispatcher(state, &name, crate::pki::DEFAULT_CERT_DAYS)?;
+                    let ca = std::fs::read(state.join("ca").join("ca.crt"))?;
+                    tokens::add(state, &name, actions, targets, true)?;
+                    crate::fsutil::write_secret(&dir.join(format!("{name}.key")), issued.key_pem.as_bytes())?;
+                    crate::fsutil::write_public(&dir.join(format!("{name}.crt")), issued.cert_pem.as_bytes())?;
+                    crate::fsutil::write_public(&dir.join("ca.crt"), &ca)?;
+                    println!(
+                        "certificate user {name} added; wrote {0}/{name}.crt, {0}/{name}.key and {0}/ca.crt (serial {1})",
+                        dir.display(),
+                        issued.serial
+                    );
+                }
+                None => {
+                    let token = tokens::add(state, &name, actions, targets, false)?;
+                    println!("{token}");
+                    eprintln!(
+                        "muster: token {name} added to {}; this is the only time it is shown: keep it now",
+                        tokens::path(state).display()
+                    );
+                }
+            }
         }
         TokenCmd::List => {
             let all = tokens::load(state)?.unwrap_or_default();
@@ -98,7 +132,8 @@ fn token(state: &Path, t: TokenCmd) -> Result<u8> {
             for (name, e) in all {
                 let actions = e.actions.map(|a| a.join(",")).unwrap_or_else(|| "any".into());
                 let targets = e.targets.unwrap_or_else(|| "any".into());
-                println!("{name}\tactions: {actions}\ttargets: {targets}\tcreated {}", e.created);
+                let kind = if e.cert { "certificate" } else { "token" };
+                println!("{name}\t{kind}\tactions: {actions}\ttargets: {targets}\tcreated {}", e.created);
             }
         }
         TokenCmd::Remove { name } => {

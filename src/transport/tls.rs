@@ -107,6 +107,24 @@ pub fn server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc
     Ok(Arc::new(cfg))
 }
 
+/// HTTPS side of `muster api --tls`: present `me`; a client certificate
+/// signed by `ca` is verified when offered, but not required (bearer
+/// tokens are the other way in); HTTP/1.1 over ALPN.
+pub fn api_server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc<ServerConfig>, TlsError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(me.certs, me.key)
+        .map_err(|e| TlsError::Config(format!("API certificate/key: {e}")))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// Dial `addr` and complete a TLS handshake that requires the agent's
 /// certificate to name `name`. Both steps share the `limit`. A host that
 /// accepts TCP but never answers TLS (a frozen agent) is a timeout, which

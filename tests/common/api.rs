@@ -33,12 +33,18 @@ pub fn start_api(f: &Fleet, extra: &[&str]) -> Api {
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    let addr = line.split("http://").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_else(|| {
+    // Log lines (a certificate issued at start) may come first.
+    while !line.contains("listening on") {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+    }
+    let url = line.split_whitespace().find(|w| w.starts_with("http://") || w.starts_with("https://"));
+    let base = url.map(String::from).unwrap_or_else(|| {
         let _ = child.kill();
         panic!("no listening line: {line:?}")
     });
-    let base = format!("http://{addr}");
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in err.lines() {});
     Api { child, base }
