@@ -96,7 +96,10 @@ pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
         },
         AgentsCmd::Add { name, addr, cert, tags, force } => {
             let e = crate::enroll::register_existing(state, &name, &addr, &tags, &cert, force)?;
-            println!("registered agent {} at {} (serial {}, certificate valid until {})", e.name, e.addr, e.serial, e.not_after);
+            println!(
+                "registered agent {} at {} (serial {}, certificate valid until {})",
+                e.name, e.addr, e.serial, e.not_after
+            );
         }
         AgentsCmd::Edit { name, addr, tags } => {
             // Reached even when invalid, so a bad address can be fixed here;
@@ -144,7 +147,16 @@ fn table(entries: &[registry::AgentEntry]) -> String {
     let widths = [width(0), width(1), width(2)];
     let mut out = String::new();
     for r in &rows {
-        out.push_str(&format!("{:w0$}  {:w1$}  {:w2$}  {}\n", r[0], r[1], r[2], r[3], w0 = widths[0], w1 = widths[1], w2 = widths[2]));
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}\n",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        ));
     }
     out
 }
