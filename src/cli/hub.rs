@@ -70,8 +70,14 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     };
     let carrier =
         HubCarrier { redis, channel: channel.clone(), identity, station_key, network, seq_file: hub_dir.join("seq") };
-    let outcome =
-        super::run::dispatch_recorded(state, cfg, Carrier::Broadcast(Arc::new(carrier)), plan, super::run::mode(&a))?;
+    let outcome = super::run::dispatch_recorded(
+        state,
+        cfg,
+        Carrier::Broadcast(Arc::new(carrier)),
+        plan,
+        super::run::mode(&a),
+        super::run::progress(&a),
+    )?;
     // A run the hook refused published nothing: nobody was asked, so
     // nobody is new or missing.
     let asked = outcome.refused_run.is_none();

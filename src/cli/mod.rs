@@ -444,6 +444,10 @@ pub struct RunArgs {
     /// Say which way agents are reached (daemon or direct)
     #[arg(short, long)]
     pub verbose: bool,
+    /// On a terminal, show no status line and no per-target end lines: only the output (and
+    /// failures). Output to a pipe or file never has them
+    #[arg(short, long)]
+    pub quiet: bool,
     /// The action, then its arguments (over SSH: a shell command line)
     #[arg(last = true, num_args = 1.., value_name = "ACTION [ARGS]")]
     pub command: Vec<String>,

@@ -4,7 +4,7 @@
 
 use super::RunArgs;
 use crate::dispatch::outcome::{self, Outcome, State, TargetResult};
-use crate::dispatch::output::{spawn_printer, Mode};
+use crate::dispatch::output::{spawn_printer_with, Mode};
 use crate::dispatch::plan::{HookSpec, Plan, Request};
 use crate::dispatch::{self, DispatcherConfig};
 use crate::transport::carrier::Carrier;
@@ -98,14 +98,23 @@ pub(super) fn mode(a: &RunArgs) -> Mode {
     a.output.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped })
 }
 
+/// Whether to show the status line and end lines: live output on a
+/// terminal, not `--quiet`, not `--async` (which returns at once).
+pub(super) fn progress(a: &RunArgs) -> bool {
+    mode(a) == Mode::Live && !a.detach && crate::dispatch::progress::wanted(a.quiet)
+}
+
 /// Run a plan over a carrier on the one dispatch path, printing events in
 /// `mode`; Ctrl-C cancels running targets and skips the rest. Prints the
-/// summary and the carrier's remarks. An error means nothing was
+/// summary and the carrier's remarks. With `progress` (live mode on a
+/// terminal), a status line and one end line per target are shown too
+/// ([`crate::dispatch::progress`]). An error means nothing was
 /// dispatched (the carrier could not be reached).
-pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode) -> Result<Outcome> {
+pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode, progress: bool) -> Result<Outcome> {
     let t0 = Instant::now();
+    let total = plan.targets.len() + plan.missing.len();
     let outcome = runtime()?.block_on(async move {
-        let (tx, printer) = spawn_printer(mode);
+        let (tx, printer) = spawn_printer_with(mode, progress.then_some(total));
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -151,7 +160,7 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     plan.lock_dir = Some(state.join("locks"));
     let id = plan.request.request_id.clone();
     let dialer = dialer(state, &cfg, &a, crate::protocol::daemon::Via::Tls, Arc::new(carrier))?;
-    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a))?;
+    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a), progress(&a))?;
     if a.detach {
         let n = outcome.results.iter().filter(|r| r.state == State::Dispatched).count();
         if outcome.refused_run.is_some() || n == 0 {
@@ -211,6 +220,7 @@ pub(super) fn dispatch_recorded(
     carrier: Carrier,
     plan: Plan,
     mode: Mode,
+    progress: bool,
 ) -> Result<Outcome> {
     use crate::dispatch::runs;
     let now = crate::pairing::now();
@@ -219,7 +229,7 @@ pub(super) fn dispatch_recorded(
     if let Err(e) = runs::save(state, &record) {
         tracing::warn!("{e}");
     }
-    let outcome = dispatch_plan(carrier, plan, mode)?;
+    let outcome = dispatch_plan(carrier, plan, mode, progress)?;
     record.end(&outcome, crate::pairing::now());
     if let Err(e) = runs::save(state, &record) {
         tracing::warn!("{e}");

@@ -51,6 +51,7 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     }
     let mode = super::run::mode(&a);
     let dialer = super::run::dialer(state, cfg, &a, crate::protocol::daemon::Via::Ssh, Arc::new(carrier))?;
-    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(dialer), plan, mode)?;
+    let progress = super::run::progress(&a);
+    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(dialer), plan, mode, progress)?;
     Ok(outcome.exit_status())
 }
