@@ -49,6 +49,7 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("muster daemon --listen ", "binds the fixed port 9007 (tests/daemon.rs listens on free ports)"),
     ("muster console", "interactive: needs a terminal (tests/console.rs drives it in tmux)"),
     ("muster hub swarm ", "needs a Redis hub (tests/hub_basic.rs)"),
+    ("muster ping all --via hub", "needs a Redis hub (tests/ping_carriers.rs pings over one)"),
     ("muster ns8-agent ", "needs Redis and an ns8 module (tests/ns8_*.rs)"),
 ];
 

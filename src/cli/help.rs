@@ -87,7 +87,9 @@ Examples:
   # Every registered agent's round-trip time
   muster ping all
   # The agents tagged web among web1 and web2, 10 at a time
-  muster ping 'web[1-2]' --tags web --fanout 10";
+  muster ping 'web[1-2]' --tags web --fanout 10
+  # Every agent on the hub channel prod (the ones that answer are remembered)
+  muster ping all --via hub --channel prod";
 
 pub const AGENTS: &str = "\
 Examples:

@@ -126,6 +126,19 @@ pub enum Command {
         /// Agents pinged at once, 1 or more (default: fanout in dispatcher.toml, else 64)
         #[arg(long, value_name = "N", value_parser = at_least_one, allow_negative_numbers = true)]
         fanout: Option<usize>,
+        /// Carrier: tls (a ping on a session to each registered agent), hub (the builtin ping broadcast
+        /// on a Redis channel, answered by every matching agent, recorded in discovery) or ssh
+        #[arg(long, value_enum, default_value_t = Via::Tls)]
+        via: Via,
+        /// Hub: channel (default from the [hub] section of dispatcher.toml)
+        #[arg(long, value_parser = label)]
+        channel: Option<String>,
+        /// Hub: Redis URL (redis://HOST:PORT or rediss:// for TLS), overriding dispatcher.toml
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+        /// SSH: do not copy the agent to hosts that lack it (they end refused)
+        #[arg(long)]
+        no_install: bool,
     },
     /// The agent registry: the agents this dispatcher knows, their addresses and tags
     #[command(subcommand, after_help = help::AGENTS)]
@@ -489,6 +502,38 @@ pub fn command() -> clap::Command {
         .mut_subcommand("hub", |c| c.arg(ignored()))
 }
 
+/// The `muster run` arguments of a ping over the hub or SSH: the builtin
+/// `ping` action on TARGETS, with `muster run`'s defaults for the rest.
+fn ping_args(
+    targets: &str,
+    tags: &[String],
+    fanout: Option<usize>,
+    via: Via,
+    channel: Option<String>,
+    redis: Option<String>,
+    no_install: bool,
+) -> anyhow::Result<RunArgs> {
+    let via = if via == Via::Hub { "hub" } else { "ssh" };
+    let mut argv: Vec<String> = ["ping", targets, "--via", via, "--action", "ping"].map(String::from).to_vec();
+    if !tags.is_empty() {
+        argv.extend(["--tags".into(), tags.join(",")]);
+    }
+    if let Some(n) = fanout {
+        argv.extend(["--fanout".into(), n.to_string()]);
+    }
+    if let Some(c) = channel {
+        argv.extend(["--channel".into(), c]);
+    }
+    if let Some(r) = redis {
+        argv.extend(["--redis".into(), r]);
+    }
+    if no_install {
+        argv.push("--no-install".into());
+    }
+    let m = RunArgs::augment_args(clap::Command::new("ping")).try_get_matches_from(argv)?;
+    Ok(RunArgs::from_arg_matches(&m)?)
+}
+
 /// Parse the command line, run it, return the exit status. Usage errors
 /// exit 1 like every setup error (2 is the "agents missing" bit).
 pub fn main() -> ExitCode {
@@ -532,7 +577,16 @@ pub fn main() -> ExitCode {
         Command::Get(a) => files::get(&state, a),
         Command::Agent(AgentCmd::SelfCheck { config }) => trust::self_check(&config),
         Command::Run(args) => run::run(&state, *args),
-        Command::Ping { targets, tags, fanout } => run::ping(&state, &targets, &tags, fanout),
+        Command::Ping { targets, tags, fanout, via: Via::Tls, .. } => run::ping(&state, &targets, &tags, fanout),
+        Command::Ping { targets, tags, fanout, via, channel, redis, no_install } => {
+            ping_args(&targets, &tags, fanout, via, channel, redis, no_install).and_then(|a| {
+                let cfg = crate::dispatch::DispatcherConfig::load(&state).map_err(|e| anyhow::anyhow!(e))?;
+                match via {
+                    Via::Hub => hub::ping(&state, &cfg, a),
+                    _ => ssh::ping(&state, &cfg, a),
+                }
+            })
+        }
         Command::Agents(c) => admin::agents(&state, c),
         Command::Ns8Agent(a) => crate::ns8::main(a),
         Command::Hub(HubCmd::Swarm { config, count }) => hub::swarm(&config, count),

@@ -257,6 +257,37 @@ fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<dispatch::Resolv
     Ok(resolved)
 }
 
+/// Ping through a carrier that runs actions (the hub, SSH): dispatch the
+/// builtin `ping` in `plan` and print, per target, the time from the
+/// start of the dispatch to its first answer (`NAME: ok 87 µs`), or its
+/// end state. Returns the outcome and the exit status.
+pub(super) fn timed_ping(carrier: Carrier, plan: Plan) -> Result<(Outcome, u8)> {
+    let t0 = Instant::now();
+    let (outcome, first) = runtime()?.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::dispatch::event::Event>(1024);
+        let (_stop, stop_rx) = watch::channel(false);
+        let clock = tokio::spawn(async move {
+            let mut first = std::collections::BTreeMap::new();
+            while let Some(ev) = rx.recv().await {
+                first.entry(ev.target).or_insert_with(|| t0.elapsed());
+            }
+            first
+        });
+        let outcome = dispatch::run(&carrier, plan, tx, stop_rx).await;
+        (outcome, clock.await.unwrap_or_default())
+    });
+    let outcome = outcome.map_err(|e| anyhow!("nothing was sent: {e}"))?;
+    for r in &outcome.results {
+        match (&r.state, first.get(&r.name)) {
+            (State::Succeeded, Some(d)) => println!("{}: ok {}", r.name, crate::timefmt::round_trip(*d)),
+            (state, _) => println!("{}: {state}", r.name),
+        }
+    }
+    eprint!("{}", outcome::summary(&outcome.results, t0.elapsed()));
+    let code = outcome.exit_status();
+    Ok((outcome, code))
+}
+
 pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
     let resolved = resolve(state, spec, tags)?;
@@ -273,7 +304,7 @@ pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) ->
     }
     for (r, rtt) in got {
         match rtt {
-            Some(d) => println!("{}: ok {:.1} ms", r.name, d.as_secs_f64() * 1000.0),
+            Some(d) => println!("{}: ok {}", r.name, crate::timefmt::round_trip(d)),
             None => println!("{}: {}", r.name, r.state),
         }
         results.push(r);
