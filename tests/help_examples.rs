@@ -261,3 +261,28 @@ fn every_example_in_help_works_as_written() {
         run_once(&scene, l, &scene.fleet.state);
     }
 }
+
+#[test]
+fn every_option_and_argument_is_described() {
+    let mut all = Vec::new();
+    let root = muster::cli::command();
+    paths(&root, Vec::new(), &mut all);
+    let mut bare = Vec::new();
+    for p in &all {
+        let mut at = &root;
+        for w in p {
+            at = at.find_subcommand(w).unwrap();
+        }
+        for arg in at.get_arguments().filter(|a| !a.is_hide_set()) {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            let said = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if said.trim().len() < 10 {
+                bare.push(format!("muster {} {id}: {said:?}", p.join(" ")));
+            }
+        }
+    }
+    assert!(bare.is_empty(), "options without a description:\n{}", bare.join("\n"));
+}
