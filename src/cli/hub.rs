@@ -84,7 +84,7 @@ fn prepare(state: &Path, cfg: &DispatcherConfig, a: &RunArgs) -> Result<Prepared
     let also_expected: Vec<String> = remembered.into_iter().filter(|n| !required.contains(n)).collect();
     std::fs::create_dir_all(&hub_dir).map_err(|e| anyhow!("cannot create {}: {e}", hub_dir.display()))?;
     let identity = hub.identity.clone().unwrap_or_else(super::admin::hostname);
-    let mut plan = super::run::base_plan(&a, cfg, identity.clone(), "hub")?;
+    let mut plan = super::run::base_plan(a, cfg, identity.clone(), "hub")?;
     plan.targets = required.iter().map(|n| Target { name: n.clone(), addr: String::new() }).collect();
     let forever = |d: Duration| (!d.is_zero()).then_some(d);
     plan.broadcast = BroadcastPlan {
