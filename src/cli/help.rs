@@ -52,12 +52,16 @@ Examples:
 pub const AGENT_SERVE: &str = "\
 Examples:
   # Serve the agent configured in /etc/muster (stops on SIGTERM or Ctrl-C)
-  muster agent serve --config /etc/muster/agent.toml";
+  muster agent serve --config /etc/muster/agent.toml
+  # The same, logging every connection refused and why
+  MUSTER_LOG=debug muster agent serve --config /etc/muster/agent.toml";
 
 pub const AGENT_PAIR: &str = "\
 Examples:
   # Ask dispatch1 for a certificate; the operator there compares the code and approves
-  muster agent pair --dispatcher dispatch1.example.com --name web4 --tags web --out /etc/muster";
+  muster agent pair --dispatcher dispatch1.example.com --name web4 --tags web --out /etc/muster
+  # Tell the dispatcher to dial this host at another address
+  muster agent pair --dispatcher dispatch1.example.com:7444 --name web4 --addr 10.0.0.14:7443 --out /etc/muster";
 
 pub const AGENT_STDIO: &str = "\
 Examples:
@@ -69,7 +73,9 @@ Examples:
 pub const AGENT_SELF_CHECK: &str = "\
 Examples:
   # Check an agent's files before starting it (exit 1 if a check fails)
-  muster agent self-check --config /etc/muster/agent.toml";
+  muster agent self-check --config /etc/muster/agent.toml
+  # The same, from the agent's directory
+  cd /etc/muster && muster agent self-check --config agent.toml";
 
 pub const RUN: &str = "\
 Examples:
@@ -106,12 +112,16 @@ Examples:
 
 pub const AGENTS_SHOW: &str = "\
 Examples:
-  muster agents show web1";
+  # web1's entry: address, tags, certificate serial and expiry
+  muster agents show web1
+  muster agents show db1";
 
 pub const AGENTS_ADD: &str = "\
 Examples:
   # Register an agent whose certificate was issued elsewhere by this CA
-  muster agents add web5 --addr 10.0.0.15:7443 --cert ./web5/agent.crt --tags web";
+  muster agents add web5 --addr 10.0.0.15:7443 --cert ./web5/agent.crt --tags web
+  # Replace its entry (same certificate, new address)
+  muster agents add web5 --addr 10.0.0.16:7443 --cert ./web5/agent.crt --force";
 
 pub const AGENTS_EDIT: &str = "\
 Examples:
@@ -123,7 +133,9 @@ Examples:
 pub const AGENTS_REMOVE: &str = "\
 Examples:
   # Forget web2 (its certificate stays valid; see `muster revoke`)
-  muster agents remove web2";
+  muster agents remove web2
+  # Forget web5 (added with `muster agents add`)
+  muster agents remove web5";
 
 pub const HUB: &str = "\
 Examples:
@@ -134,17 +146,23 @@ Examples:
 pub const HUB_KEYGEN: &str = "\
 Examples:
   # ./keys/station.key (secret, 0600) and ./keys/station.pub
-  muster hub keygen station --out ./keys";
+  muster hub keygen station --out ./keys
+  # ./keys/network.key (secret, 0600) and ./keys/network.pub
+  muster hub keygen network --out ./keys";
 
 pub const HUB_SWARM: &str = "\
 Examples:
   # 1000 simulated agents on the hub named in agent.toml's [hub] section
-  muster hub swarm --config /etc/muster/agent.toml --count 1000";
+  muster hub swarm --config /etc/muster/agent.toml --count 1000
+  # A smaller swarm
+  muster hub swarm --config /etc/muster/agent.toml --count 50";
 
 pub const NS8_AGENT: &str = "\
 Examples:
   # The agent of module mail1, actions from two roots (REDIS_ADDRESS etc. from the environment)
-  muster ns8-agent --agentid module/mail1 --actionsdir /usr/local/agent/actions --actionsdir /srv/mail1/actions";
+  muster ns8-agent --agentid module/mail1 --actionsdir /usr/local/agent/actions --actionsdir /srv/mail1/actions
+  # The same in ns8-core's positional form: agent id, then action roots
+  muster ns8-agent module/mail1 /usr/local/agent/actions /srv/mail1/actions";
 
 pub const PAIR: &str = "\
 Examples:
@@ -167,11 +185,15 @@ Examples:
 pub const PAIR_APPROVE: &str = "\
 Examples:
   # Approve request 3 (its id in `muster pair list`) after comparing the code
-  muster pair approve 3";
+  muster pair approve 3
+  # Approve an agent that pairs again under a name already registered
+  muster pair approve 4 --replace";
 
 pub const PAIR_DENY: &str = "\
 Examples:
-  muster pair deny 3 --reason 'unknown host'";
+  muster pair deny 3 --reason 'unknown host'
+  # With the default reason, \"denied by the operator\"
+  muster pair deny 4";
 
 pub const STATUS: &str = "\
 Examples:
@@ -195,7 +217,9 @@ Examples:
 pub const ROTATE_CERT: &str = "\
 Examples:
   # New certificate; agents trust the old serial for 7 more days
-  muster rotate-cert --overlap-days 7";
+  muster rotate-cert --overlap-days 7
+  # Rotate again before that overlap has ended
+  muster rotate-cert --force";
 
 pub const MAINTAIN: &str = "\
 Examples:
@@ -219,7 +243,9 @@ Examples:
 pub const CONSOLE: &str = "\
 Examples:
   # Then type e.g. `select web*`, `run uptime`, `help`
-  muster console";
+  muster console
+  # On another dispatcher's state directory
+  muster --state-dir /var/lib/muster-staging console";
 
 pub const PUT: &str = "\
 Examples:
@@ -231,12 +257,16 @@ Examples:
 pub const GET: &str = "\
 Examples:
   # Each agent's /srv/app/app.conf into ./copies/<agent>/app.conf
-  muster get all /srv/app/app.conf ./copies";
+  muster get all /srv/app/app.conf ./copies
+  # From web1 and web2 only
+  muster get 'web[1-2]' /srv/app/app.conf ./copies";
 
 pub const REVOKE: &str = "\
 Examples:
   # Revoke web2's certificate; every reachable agent refuses it from now on
-  muster revoke web2";
+  muster revoke web2
+  # Then forget it (the revocation stays)
+  muster agents remove web2";
 
 pub const COMPLETIONS: &str = "\
 Examples:
