@@ -7,11 +7,17 @@
 //! word `ID` becomes the id of a run started with `--async`. Commands
 //! that serve until stopped are started, must become ready (listen, or
 //! open their socket), and are then stopped by pid. The few that need
-//! what a test host cannot give (a fixed well-known port, a terminal, a
-//! Redis hub, a dispatcher on another host) are listed in `not_run` with
-//! the reason, and the test fails if such a line disappears.
+//! what a test host cannot give (a fixed well-known port, a terminal, an
+//! ns8 module, a dispatcher on another host) are listed in `NOT_RUN` with
+//! the reason, and the test fails if such a line disappears. Lines with
+//! `--via hub` run against a private Redis hub whose station state is
+//! $MUSTER_STATE.
 
 mod common;
+#[path = "common/hub.rs"]
+mod hubfleet;
+#[path = "common/redis.rs"]
+mod redis;
 use common::*;
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
@@ -62,7 +68,6 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("muster console", "interactive: needs a terminal (tests/console.rs drives it in tmux)"),
     ("muster --state-dir /var/lib/muster-staging console", "interactive: needs a terminal (tests/console.rs)"),
     ("muster hub swarm ", "needs a Redis hub (tests/hub_basic.rs)"),
-    ("muster ping all --via hub", "needs a Redis hub (tests/ping_carriers.rs pings over one)"),
     ("muster ns8-agent ", "needs Redis and an ns8 module (tests/ns8_*.rs)"),
 ];
 
@@ -243,6 +248,7 @@ fn every_example_in_help_works_as_written() {
     let scene = Scene { fleet, work, spare, request };
 
     let mut skipped = Vec::new();
+    let mut hub = Vec::new();
     let mut fresh = Vec::new();
     let mut plain = Vec::new();
     let mut servers = Vec::new();
@@ -250,6 +256,8 @@ fn every_example_in_help_works_as_written() {
     for l in lines {
         if let Some(why) = not_run(&l) {
             skipped.push((l, why));
+        } else if l.contains("--via hub") {
+            hub.push(l);
         } else if fresh_state(&l) {
             fresh.push(l);
         } else if let Some(r) = scene.ready(&l) {
@@ -277,6 +285,13 @@ fn every_example_in_help_works_as_written() {
     }
     for l in late.iter().flatten() {
         run_once(&scene, l, &scene.fleet.state);
+    }
+    assert!(!hub.is_empty(), "no example uses the hub");
+    let mut h = hubfleet::HubFleet::new();
+    h.add("web1", &["web"], &[], "");
+    h.start_all();
+    for l in &hub {
+        run_once(&scene, l, &h.state);
     }
 }
 

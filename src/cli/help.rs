@@ -94,8 +94,8 @@ Examples:
   muster ping all
   # The agents tagged web among web1 and web2, 10 at a time
   muster ping 'web[1-2]' --tags web --fanout 10
-  # Every agent on the hub channel prod (the ones that answer are remembered)
-  muster ping all --via hub --channel prod";
+  # Every agent on the hub channel of dispatcher.toml (those that answer are remembered)
+  muster ping all --via hub";
 
 pub const AGENTS: &str = "\
 Examples:
