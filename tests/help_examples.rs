@@ -41,9 +41,13 @@ fn examples(path: &[String]) -> Vec<String> {
     let out = Command::new(BIN).args(path).arg("--help").output().unwrap();
     assert!(out.status.success(), "muster {} --help: {}", path.join(" "), stderr(&out));
     let text = stdout(&out);
-    let (_, block) = text
-        .split_once("\nExamples:\n")
-        .unwrap_or_else(|| panic!("`muster {} --help` has no Examples block:\n{text}", path.join(" ")));
+    let (_, block) = text.split_once("\nExamples:\n").unwrap_or_else(|| {
+        panic!(
+            "`muster {} --help` has no Examples block (add `#[command(after_help = help::NAME)]` and the \
+                 block in src/cli/help.rs):\n{text}",
+            path.join(" ")
+        )
+    });
     let lines: Vec<String> =
         block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
     for l in &lines {
@@ -193,7 +197,8 @@ fn every_example_in_help_works_as_written() {
         let ex = examples(p);
         assert!(
             (2..=4).contains(&ex.len()),
-            "`muster {} --help` shows {} example commands, not 2 to 4",
+            "`muster {} --help` shows {} example commands, not 2 to 4: give the subcommand \
+             `#[command(after_help = help::NAME)]` with an Examples block in src/cli/help.rs",
             p.join(" "),
             ex.len()
         );
