@@ -118,6 +118,6 @@ fn dispatch_sample(state: &Path) -> Result<u8> {
         liveness: Default::default(),
         broadcast: Default::default(),
     };
-    let outcome = crate::cli::dispatch_plan(Carrier::Dial(Arc::new(carrier)), plan, Mode::Grouped)?;
+    let outcome = crate::cli::dispatch_plan(Carrier::Dial(Arc::new(carrier)), plan, Mode::Grouped, false)?;
     Ok(outcome.exit_status())
 }

@@ -150,3 +150,76 @@ pub fn write_agent_dir(out: &Path, f: &AgentFiles) -> Result<(), EnrollError> {
     }
     Ok(())
 }
+
+/// Register an agent whose certificate was issued elsewhere (another
+/// dispatcher sharing this CA, or an earlier `ca issue-agent` whose entry
+/// was removed): read the PEM certificate at `cert`, check that this
+/// dispatcher's CA signed it, that it is a client certificate for `name`
+/// and not expired, and save an entry at `addr` (`HOST:PORT`) with `tags`
+/// and the certificate's serial and expiry. An existing entry of that
+/// name is refused unless `force`. Returns the entry saved.
+pub fn register_existing(
+    state: &Path,
+    name: &str,
+    addr: &str,
+    tags: &[String],
+    cert: &Path,
+    force: bool,
+) -> Result<AgentEntry, EnrollError> {
+    use rustls::server::WebPkiClientVerifier;
+    let bad = |s: String| EnrollError::BadInput(s);
+    crate::protocol::check_action_name(name).map_err(|e| bad(e.to_string().replace("action name", "agent name")))?;
+    if !addr.contains(':') {
+        return Err(bad(format!("--addr {addr:?} must be HOST:PORT")));
+    }
+    for t in tags {
+        crate::protocol::check_action_name(t).map_err(|e| bad(e.to_string().replace("action name", "tag")))?;
+    }
+    if !force {
+        if let Ok(Some(_)) = registry::load(state, name) {
+            return Err(EnrollError::Exists { name: name.into(), path: registry::path(state, name) });
+        }
+    }
+    let certs = pki::load_certs(cert)?;
+    let Some(leaf) = certs.first() else {
+        return Err(bad(format!("{} holds no PEM certificate", cert.display())));
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pki::load_certs(&state.join("ca").join("ca.crt"))? {
+        roots.add(c).map_err(|e| bad(format!("this dispatcher's CA certificate is unusable: {e}")))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
+        .build()
+        .map_err(|e| bad(format!("cannot check certificates against this dispatcher's CA: {e}")))?;
+    verifier.verify_client_cert(leaf, &certs[1..], rustls_pki_types::UnixTime::now()).map_err(|e| {
+        bad(format!(
+            "{} is not an agent certificate this dispatcher's CA signed ({e}); issue one with `muster ca issue-agent`",
+            cert.display()
+        ))
+    })?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|e| bad(format!("{} is not a readable certificate: {e}", cert.display())))?;
+    let cn = parsed.subject().iter_common_name().next().and_then(|a| a.as_str().ok()).unwrap_or("");
+    if cn != name {
+        return Err(bad(format!(
+            "{} is the certificate of {cn:?}, not of {name:?}; name the agent {cn:?} or give its own certificate",
+            cert.display()
+        )));
+    }
+    let not_after = time::OffsetDateTime::from_unix_timestamp(parsed.validity().not_after.timestamp())
+        .map(crate::timefmt::rfc3339)
+        .map_err(|e| bad(format!("{}: unreadable expiry: {e}", cert.display())))?;
+    let entry = AgentEntry {
+        name: name.into(),
+        addr: addr.into(),
+        tags: tags.to_vec(),
+        serial: pki::cert_serial_hex(leaf)?,
+        not_after,
+        added: now_rfc3339(),
+        paired: None,
+        revoked: None,
+    };
+    registry::save(state, &entry)?;
+    Ok(entry)
+}

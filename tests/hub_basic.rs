@@ -85,8 +85,9 @@ fn failing_silent_and_unknown() {
 fn heartbeats_tell_a_quiet_action_from_a_silent_agent() {
     let mut f = HubFleet::new();
     let marker = f.tmp.path().join("talker-started");
+    let quiet_marker = f.tmp.path().join("quiet-started");
     // Quiet for three reply waits; succeeds: heartbeats are not silence.
-    let quiet = f.script("quiet", "sleep 5; echo done");
+    let quiet = f.script("quiet", &format!("touch {}; sleep 5; echo done", quiet_marker.display()));
     let talk =
         f.script("talk", &format!("touch {}; for i in $(seq 20); do echo tick; sleep 0.25; done", marker.display()));
     f.add("q1", &[], &[("quiet", &quiet)], "");
@@ -105,6 +106,8 @@ fn heartbeats_tell_a_quiet_action_from_a_silent_agent() {
         .spawn()
         .unwrap();
     common::wait_for(Duration::from_secs(10), "the talker to start", || marker.exists());
+    // q1 must hold the request before it is stopped, or it never answers.
+    common::wait_for(Duration::from_secs(10), "the quiet agent to start", || quiet_marker.exists());
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     let out = station.wait_with_output().unwrap();
     unsafe { libc::kill(pid, libc::SIGCONT) };

@@ -1,6 +1,6 @@
 //! Administrative commands: the CA, serving an agent, the registry.
 
-use super::{AgentsCmd, CaCmd};
+use super::{AgentsCmd, CaCmd, ListFormat};
 use crate::agent::{server, Agent, AgentConfig};
 use crate::dispatch::registry;
 use anyhow::{anyhow, bail, Context, Result};
@@ -73,17 +73,15 @@ pub fn agent_serve(config: &Path) -> Result<u8> {
 
 pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
     match cmd {
-        AgentsCmd::List { json } => {
+        AgentsCmd::List { output, json } => {
             let (entries, bad) = registry::load_all(state);
             for b in bad {
                 eprintln!("muster: {b}");
             }
-            if json {
+            if json || output == ListFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
-                for e in entries {
-                    println!("{}\t{}\t{}\t{}", e.name, e.addr, e.tags.join(","), e.not_after);
-                }
+                print!("{}", table(&entries));
             }
         }
         AgentsCmd::Show { name } => match registry::load_lenient(state, &name)? {
@@ -96,6 +94,13 @@ pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
             }
             None => bail!("no agent {name:?} in the registry ({})", registry::dir(state).display()),
         },
+        AgentsCmd::Add { name, addr, cert, tags, force } => {
+            let e = crate::enroll::register_existing(state, &name, &addr, &tags, &cert, force)?;
+            println!(
+                "registered agent {} at {} (serial {}, certificate valid until {})",
+                e.name, e.addr, e.serial, e.not_after
+            );
+        }
         AgentsCmd::Edit { name, addr, tags } => {
             // Reached even when invalid, so a bad address can be fixed here;
             // what is written is checked.
@@ -126,4 +131,32 @@ pub fn agents(state: &Path, cmd: AgentsCmd) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The registry as columns under a header (NAME, ADDRESS, TAGS,
+/// CERT EXPIRES), each column as wide as its widest cell; `-` for no
+/// tags. A revoked agent says so after its expiry.
+fn table(entries: &[registry::AgentEntry]) -> String {
+    let mut rows = vec![["NAME".to_string(), "ADDRESS".into(), "TAGS".into(), "CERT EXPIRES".into()]];
+    for e in entries {
+        let tags = if e.tags.is_empty() { "-".to_string() } else { e.tags.join(",") };
+        let until = if e.revoked.is_some() { format!("{} (revoked)", e.not_after) } else { e.not_after.clone() };
+        rows.push([e.name.clone(), e.addr.clone(), tags, until]);
+    }
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2)];
+    let mut out = String::new();
+    for r in &rows {
+        out.push_str(&format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}\n",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        ));
+    }
+    out
 }

@@ -29,14 +29,15 @@ pub struct ApiArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum ApiCmd {
-    /// API bearer tokens
-    #[command(subcommand)]
+    /// API bearer tokens and certificate users
+    #[command(subcommand, after_help = super::help::API_TOKEN)]
     Token(TokenCmd),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCmd {
-    /// Make a token and print it once (only its SHA-256 is kept)
+    /// Make a token and print it once (only its SHA-256 is kept), or a certificate user
+    #[command(after_help = super::help::API_TOKEN_ADD)]
     Add {
         /// The token's name: what the audit log and the dispatcher hook see as the user
         name: String,
@@ -55,8 +56,10 @@ pub enum TokenCmd {
         out: Option<std::path::PathBuf>,
     },
     /// The tokens' names and limits
+    #[command(after_help = super::help::API_TOKEN_LIST)]
     List,
     /// Remove a token: clients using it get 401 from the next request on
+    #[command(after_help = super::help::API_TOKEN_REMOVE)]
     Remove {
         /// The token's name
         name: String,

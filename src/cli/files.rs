@@ -15,16 +15,16 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct Where {
-    /// `all`, or names and node sets: web[01-20],db1
+    /// `all`, or agent names and node sets, comma-separated (syntax: `muster run --help`)
     pub targets: String,
     /// Keep targets that carry every one of these tags (comma-separated)
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_name = "TAG,...")]
     pub tags: Vec<String>,
-    /// Carrier: mutual TLS to registered agents, or SSH
+    /// Carrier: tls (mutual TLS to registered agents) or ssh
     #[arg(long, value_enum, default_value_t = Via::Tls)]
     pub via: Via,
-    /// Targets at once
-    #[arg(long, value_parser = super::at_least_one, allow_negative_numbers = true)]
+    /// Targets at once, 1 or more (default: fanout in dispatcher.toml, else 64)
+    #[arg(long, value_name = "N", value_parser = super::at_least_one, allow_negative_numbers = true)]
     pub fanout: Option<usize>,
     /// SSH: do not copy the agent to hosts that lack it
     #[arg(long)]
@@ -35,12 +35,12 @@ pub struct Where {
 pub struct PutArgs {
     #[command(flatten)]
     pub at: Where,
-    /// The local file
+    /// The local file to copy
     pub local: PathBuf,
-    /// The absolute path on each target
+    /// The absolute path on each target (under one of the agent's file_roots)
     pub remote: String,
-    /// Octal mode to give the file (default: keep an existing file's, else 0644)
-    #[arg(long, value_parser = octal)]
+    /// Octal mode to give the file, e.g. 0640 (default: keep an existing file's, else 0644)
+    #[arg(long, value_name = "OCTAL", value_parser = octal)]
     pub mode: Option<u32>,
 }
 
@@ -48,7 +48,7 @@ pub struct PutArgs {
 pub struct GetArgs {
     #[command(flatten)]
     pub at: Where,
-    /// The absolute path on each target
+    /// The absolute path on each target (under one of the agent's file_roots)
     pub remote: String,
     /// Local directory; each target's copy goes to LOCALDIR/<target>/<basename>
     pub localdir: PathBuf,

@@ -18,7 +18,42 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A hub run made ready: the carrier, the plan, and what discovery needs
+/// afterwards.
+struct Prepared {
+    carrier: HubCarrier,
+    plan: crate::dispatch::plan::Plan,
+    channel: String,
+    discovery: Discovery,
+    disc_path: std::path::PathBuf,
+    also_expected: Vec<String>,
+}
+
 pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
+    let p = prepare(state, cfg, &a)?;
+    let outcome = super::run::dispatch_recorded(
+        state,
+        cfg,
+        Carrier::Broadcast(Arc::new(p.carrier)),
+        p.plan,
+        super::run::mode(&a),
+        super::run::progress(&a),
+    )?;
+    after(&a, &p.channel, p.discovery, &p.disc_path, &p.also_expected, &outcome);
+    Ok(outcome.exit_status())
+}
+
+/// `muster ping --via hub`: broadcast the builtin `ping` to TARGETS on the
+/// channel (with discovery, as `muster run --via hub`), and print each
+/// agent's time from the start of the broadcast to its first answer.
+pub fn ping(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
+    let p = prepare(state, cfg, &a)?;
+    let (outcome, code) = super::run::timed_ping(Carrier::Broadcast(Arc::new(p.carrier)), p.plan)?;
+    after(&a, &p.channel, p.discovery, &p.disc_path, &p.also_expected, &outcome);
+    Ok(code)
+}
+
+fn prepare(state: &Path, cfg: &DispatcherConfig, a: &RunArgs) -> Result<Prepared> {
     let hub = &cfg.hub;
     let channel = a.channel.clone().or_else(|| hub.channel.clone()).ok_or_else(|| {
         anyhow!("no hub channel: pass --channel or set channel in the [hub] section of dispatcher.toml")
@@ -48,7 +83,7 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     }
     names.dedup();
     let disc_path = hub_dir.join("discovery.toml");
-    let mut discovery =
+    let discovery =
         if a.no_discovery { Discovery::default() } else { Discovery::load(&disc_path).map_err(|e| anyhow!(e))? };
     let remembered = discovery.expected(&channel, &a.tags, &names);
     let mut required = names.clone();
@@ -58,7 +93,7 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     let also_expected: Vec<String> = remembered.into_iter().filter(|n| !required.contains(n)).collect();
     std::fs::create_dir_all(&hub_dir).map_err(|e| anyhow!("cannot create {}: {e}", hub_dir.display()))?;
     let identity = hub.identity.clone().unwrap_or_else(super::admin::hostname);
-    let mut plan = super::run::base_plan(&a, cfg, identity.clone(), "hub")?;
+    let mut plan = super::run::base_plan(a, cfg, identity.clone(), "hub")?;
     plan.targets = required.iter().map(|n| Target { name: n.clone(), addr: String::new() }).collect();
     let forever = |d: Duration| (!d.is_zero()).then_some(d);
     plan.broadcast = BroadcastPlan {
@@ -79,16 +114,27 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     };
     let carrier =
         HubCarrier { redis, channel: channel.clone(), identity, station_key, network, seq_file: hub_dir.join("seq") };
-    let outcome =
-        super::run::dispatch_recorded(state, cfg, Carrier::Broadcast(Arc::new(carrier)), plan, super::run::mode(&a))?;
+    Ok(Prepared { carrier, plan, channel, discovery, disc_path, also_expected })
+}
+
+/// After a hub run: record who answered (discovery) and say who is new,
+/// who is missing, and what went wrong as a whole.
+fn after(
+    a: &RunArgs,
+    channel: &str,
+    mut discovery: Discovery,
+    disc_path: &Path,
+    also_expected: &[String],
+    outcome: &crate::dispatch::outcome::Outcome,
+) {
     // A run the hook refused published nothing: nobody was asked, so
     // nobody is new or missing.
     let asked = outcome.refused_run.is_none();
     if asked && !a.no_discovery {
-        for n in discovery.record(&channel, &outcome.answered) {
+        for n in discovery.record(channel, &outcome.answered) {
             eprintln!("muster: new agent on {channel}: {n}");
         }
-        if let Err(e) = discovery.save(&disc_path) {
+        if let Err(e) = discovery.save(disc_path) {
             eprintln!("muster: {e}");
         }
     }
@@ -106,7 +152,6 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
              are subscribed)"
         );
     }
-    Ok(outcome.exit_status())
 }
 
 /// Agents say they are alive four times per reply wait (1 s to 30 s), so

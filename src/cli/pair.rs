@@ -11,40 +11,46 @@ use std::time::Duration;
 #[derive(Subcommand, Debug)]
 pub enum PairCmd {
     /// Serve pairing requests (port 7444): show each with its code and ask approve/deny on a terminal
+    #[command(after_help = super::help::PAIR_LISTEN)]
     Listen {
         /// Address to listen on, ADDR:PORT
         #[arg(long, default_value = "0.0.0.0:7444", value_name = "ADDR:PORT")]
         bind: String,
-        /// Seconds a request waits for a decision
+        /// Whole seconds a request waits for a decision
         #[arg(long, default_value_t = 600, value_name = "SECONDS")]
         expire: u64,
         /// Only queue requests; decide them with `muster pair approve|deny` from any shell
         #[arg(long)]
         no_prompt: bool,
-        /// Validity of the certificates issued, in days
+        /// Validity of the certificates issued, whole days
         #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS)]
         days: u32,
     },
     /// The pending pairing requests: id, agent, address, key, code, age
+    #[command(after_help = super::help::PAIR_LIST)]
     List {
         /// Print the pending requests as a JSON array
         #[arg(long)]
         json: bool,
     },
     /// Approve a pending request: sign its certificate and register the agent
+    #[command(after_help = super::help::PAIR_APPROVE)]
     Approve {
+        /// The request id, as `muster pair list` shows it
         id: String,
         /// Pair again an agent name that is already registered
         #[arg(long)]
         replace: bool,
-        /// Validity of the certificate issued, in days
+        /// Validity of the certificate issued, whole days
         #[arg(long, default_value_t = crate::pki::DEFAULT_CERT_DAYS)]
         days: u32,
     },
     /// Deny a pending request
+    #[command(after_help = super::help::PAIR_DENY)]
     Deny {
+        /// The request id, as `muster pair list` shows it
         id: String,
-        /// Told to the agent
+        /// Told to the agent, as it prints it
         #[arg(long, default_value = "denied by the operator")]
         reason: String,
     },
@@ -64,10 +70,10 @@ pub struct AgentPairArgs {
     /// Address the dispatcher dials, HOST:PORT (default: this host's address toward the dispatcher, port 7443)
     #[arg(long, value_name = "HOST:PORT")]
     pub addr: Option<String>,
-    /// Tags, comma-separated
+    /// Tags to select this agent by (comma-separated: web,eu)
     #[arg(long, value_delimiter = ',')]
     pub tags: Vec<String>,
-    /// Seconds to wait for the operator's decision
+    /// Whole seconds to wait for the operator's decision
     #[arg(long, default_value_t = 660, value_name = "SECONDS")]
     pub wait: u64,
 }

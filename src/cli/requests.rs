@@ -16,21 +16,21 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The request id `muster run --async` printed
+    /// The request id that `muster run --async` printed
     pub id: String,
-    /// live, grouped (default when not on a terminal) or json
+    /// live (default on a terminal), grouped (default otherwise) or json: as for `muster run --output`
     #[arg(long, value_enum)]
     pub output: Option<Mode>,
 }
 
 #[derive(Args, Debug)]
 pub struct WaitArgs {
-    /// The request id `muster run --async` printed
+    /// The request id that `muster run --async` printed
     pub id: String,
-    /// Give up after this many seconds (the exit status then adds +8)
+    /// Give up after this many seconds, fractions allowed (the exit status then adds +8)
     #[arg(long, value_name = "SECONDS", value_parser = super::positive_seconds, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
-    /// live, grouped (default when not on a terminal) or json
+    /// live (default on a terminal), grouped (default otherwise) or json: as for `muster run --output`
     #[arg(long, value_enum)]
     pub output: Option<Mode>,
 }

@@ -4,7 +4,7 @@
 
 use super::RunArgs;
 use crate::dispatch::outcome::{self, Outcome, State, TargetResult};
-use crate::dispatch::output::{spawn_printer, Mode};
+use crate::dispatch::output::{spawn_printer_with, Mode};
 use crate::dispatch::plan::{HookSpec, Plan, Request};
 use crate::dispatch::{self, DispatcherConfig};
 use crate::transport::carrier::Carrier;
@@ -87,14 +87,23 @@ pub(super) fn mode(a: &RunArgs) -> Mode {
     a.output.unwrap_or(if std::io::stdout().is_terminal() { Mode::Live } else { Mode::Grouped })
 }
 
+/// Whether to show the status line and end lines: live output on a
+/// terminal, not `--quiet`, not `--async` (which returns at once).
+pub(super) fn progress(a: &RunArgs) -> bool {
+    mode(a) == Mode::Live && !a.detach && crate::dispatch::progress::wanted(a.quiet)
+}
+
 /// Run a plan over a carrier on the one dispatch path, printing events in
 /// `mode`; Ctrl-C cancels running targets and skips the rest. Prints the
-/// summary and the carrier's remarks. An error means nothing was
+/// summary and the carrier's remarks. With `progress` (live mode on a
+/// terminal), a status line and one end line per target are shown too
+/// ([`crate::dispatch::progress`]). An error means nothing was
 /// dispatched (the carrier could not be reached).
-pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode) -> Result<Outcome> {
+pub fn dispatch_plan(carrier: Carrier, plan: Plan, mode: Mode, progress: bool) -> Result<Outcome> {
     let t0 = Instant::now();
+    let total = plan.targets.len() + plan.missing.len();
     let outcome = runtime()?.block_on(async move {
-        let (tx, printer) = spawn_printer(mode);
+        let (tx, printer) = spawn_printer_with(mode, progress.then_some(total));
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -140,7 +149,7 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     plan.lock_dir = Some(state.join("locks"));
     let id = plan.request.request_id.clone();
     let dialer = dialer(state, &cfg, &a, crate::protocol::daemon::Via::Tls, Arc::new(carrier))?;
-    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a))?;
+    let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a), progress(&a))?;
     if a.detach {
         let n = outcome.results.iter().filter(|r| r.state == State::Dispatched).count();
         if outcome.refused_run.is_some() || n == 0 {
@@ -200,6 +209,7 @@ pub(super) fn dispatch_recorded(
     carrier: Carrier,
     plan: Plan,
     mode: Mode,
+    progress: bool,
 ) -> Result<Outcome> {
     use crate::dispatch::runs;
     let now = crate::pairing::now();
@@ -210,7 +220,7 @@ pub(super) fn dispatch_recorded(
     }
     let audited = plan.clone();
     let t0 = Instant::now();
-    let outcome = dispatch_plan(carrier, plan, mode)?;
+    let outcome = dispatch_plan(carrier, plan, mode, progress)?;
     record.end(&outcome, crate::pairing::now());
     if let Err(e) = runs::save(state, &record) {
         tracing::warn!("{e}");
@@ -248,6 +258,37 @@ fn resolve(state: &Path, spec: &str, tags: &[String]) -> Result<dispatch::Resolv
     Ok(resolved)
 }
 
+/// Ping through a carrier that runs actions (the hub, SSH): dispatch the
+/// builtin `ping` in `plan` and print, per target, the time from the
+/// start of the dispatch to its first answer (`NAME: ok 87 µs`), or its
+/// end state. Returns the outcome and the exit status.
+pub(super) fn timed_ping(carrier: Carrier, plan: Plan) -> Result<(Outcome, u8)> {
+    let t0 = Instant::now();
+    let (outcome, first) = runtime()?.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::dispatch::event::Event>(1024);
+        let (_stop, stop_rx) = watch::channel(false);
+        let clock = tokio::spawn(async move {
+            let mut first = std::collections::BTreeMap::new();
+            while let Some(ev) = rx.recv().await {
+                first.entry(ev.target).or_insert_with(|| t0.elapsed());
+            }
+            first
+        });
+        let outcome = dispatch::run(&carrier, plan, tx, stop_rx).await;
+        (outcome, clock.await.unwrap_or_default())
+    });
+    let outcome = outcome.map_err(|e| anyhow!("nothing was sent: {e}"))?;
+    for r in &outcome.results {
+        match (&r.state, first.get(&r.name)) {
+            (State::Succeeded, Some(d)) => println!("{}: ok {}", r.name, crate::timefmt::round_trip(*d)),
+            (state, _) => println!("{}: {state}", r.name),
+        }
+    }
+    eprint!("{}", outcome::summary(&outcome.results, t0.elapsed()));
+    let code = outcome.exit_status();
+    Ok((outcome, code))
+}
+
 pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) -> Result<u8> {
     let cfg = DispatcherConfig::load(state).map_err(|e| anyhow!(e))?;
     let resolved = resolve(state, spec, tags)?;
@@ -264,7 +305,7 @@ pub fn ping(state: &Path, spec: &str, tags: &[String], fanout: Option<usize>) ->
     }
     for (r, rtt) in got {
         match rtt {
-            Some(d) => println!("{}: ok {:.1} ms", r.name, d.as_secs_f64() * 1000.0),
+            Some(d) => println!("{}: ok {}", r.name, crate::timefmt::round_trip(d)),
             None => println!("{}: {}", r.name, r.state),
         }
         results.push(r);

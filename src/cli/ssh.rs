@@ -62,6 +62,18 @@ pub fn run(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
     }
     let mode = super::run::mode(&a);
     let dialer = super::run::dialer(state, cfg, &a, crate::protocol::daemon::Via::Ssh, Arc::new(carrier))?;
-    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(dialer), plan, mode)?;
+    let progress = super::run::progress(&a);
+    let outcome = super::run::dispatch_recorded(state, cfg, Carrier::Dial(dialer), plan, mode, progress)?;
     Ok(outcome.exit_status())
+}
+
+/// `muster ping --via ssh`: the builtin `ping` on each host over SSH; the
+/// time shown includes opening the SSH session (and installing the agent
+/// where it is missing, unless --no-install).
+pub fn ping(state: &Path, cfg: &DispatcherConfig, a: RunArgs) -> Result<u8> {
+    let (carrier, config) = carrier(state, cfg, !a.no_install)?;
+    let mut plan = super::run::base_plan(&a, cfg, format!("ssh:{}", crate::state::hostname()), "ssh")?;
+    plan.targets = targets(&config, &a.targets, &a.tags)?;
+    let dialer = super::run::dialer(state, cfg, &a, crate::protocol::daemon::Via::Ssh, Arc::new(carrier))?;
+    Ok(super::run::timed_ping(Carrier::Dial(dialer), plan)?.1)
 }

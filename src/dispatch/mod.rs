@@ -17,6 +17,7 @@ pub mod outcome;
 pub mod output;
 pub mod ping;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod runner;
 pub mod runs;

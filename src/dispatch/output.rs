@@ -62,6 +62,8 @@ pub struct Printer<W: Write, E: Write> {
     /// grouped: the full state per target, for single-host groups
     detail: HashMap<String, String>,
     kept: usize,
+    /// live on a terminal: the status line and end lines
+    progress: Option<super::progress::Progress>,
 }
 
 impl Printer<std::io::Stdout, std::io::Stderr> {
@@ -78,7 +80,25 @@ impl<W: Write, E: Write> Printer<W, E> {
     }
 
     pub fn with_writers(mode: Mode, out: W, err: E) -> Self {
-        Printer { mode, out, err, partial: HashMap::new(), collected: BTreeMap::new(), detail: HashMap::new(), kept: 0 }
+        Printer {
+            mode,
+            out,
+            err,
+            partial: HashMap::new(),
+            collected: BTreeMap::new(),
+            detail: HashMap::new(),
+            kept: 0,
+            progress: None,
+        }
+    }
+
+    /// Show a status line for `total` targets and an end line per target
+    /// (live mode on a terminal only; see [`super::progress`]).
+    pub fn with_progress(mut self, total: usize) -> Self {
+        if self.mode == Mode::Live {
+            self.progress = Some(super::progress::Progress::new(total));
+        }
+        self
     }
 
     pub fn event(&mut self, ev: &Event) {
@@ -117,11 +137,37 @@ impl<W: Write, E: Write> Printer<W, E> {
                         }
                     }
                 }
-                if !r.state.is_success() {
+                if let Some(p) = &mut self.progress {
+                    let line = p.ended(&ev.target, &r.state);
+                    self.emit(format!("{line}\n").as_bytes(), true);
+                } else if !r.state.is_success() {
                     let _ = writeln!(self.err, "{}: {}", ev.target, r.state);
                 }
             }
-            EventKind::Started { .. } => {}
+            EventKind::Started { .. } => {
+                if let Some(p) = &mut self.progress {
+                    p.started(&ev.target);
+                }
+            }
+        }
+    }
+
+    /// Write `text` to stderr or stdout, with the status line (if any)
+    /// cleared meanwhile and redrawn below it.
+    fn emit(&mut self, text: &[u8], is_err: bool) {
+        let (out, err) = (&mut self.out, &mut self.err);
+        let mut write = || {
+            if is_err {
+                let _ = err.write_all(text);
+                let _ = err.flush();
+            } else {
+                let _ = out.write_all(text);
+                let _ = out.flush();
+            }
+        };
+        match &self.progress {
+            Some(p) => p.suspend(write),
+            None => write(),
         }
     }
 
@@ -139,7 +185,11 @@ impl<W: Write, E: Write> Printer<W, E> {
                 }
             }
         }
-        let _ = if is_err { self.err.write_all(&text) } else { self.out.write_all(&text) };
+        if self.progress.is_some() {
+            self.emit(&text, is_err);
+        } else {
+            let _ = if is_err { self.err.write_all(&text) } else { self.out.write_all(&text) };
+        }
     }
 
     fn group(&mut self, ev: &Event) {
@@ -167,6 +217,9 @@ impl<W: Write, E: Write> Printer<W, E> {
     /// Print what grouped mode collected: groups by size, largest first.
     pub fn finish(&mut self) {
         if self.mode != Mode::Grouped {
+            if let Some(p) = &self.progress {
+                p.finish();
+            }
             let _ = self.out.flush();
             return;
         }
@@ -216,9 +269,21 @@ impl<W: Write, E: Write> Printer<W, E> {
 /// Run a printer on a blocking thread: send it events, drop the sender,
 /// then await the handle (it returns after `finish`).
 pub fn spawn_printer(mode: Mode) -> (tokio::sync::mpsc::Sender<Event>, tokio::task::JoinHandle<()>) {
+    spawn_printer_with(mode, None)
+}
+
+/// [`spawn_printer`], with a status line for `progress` targets when
+/// given (live mode; the caller has checked the terminal).
+pub fn spawn_printer_with(
+    mode: Mode,
+    progress: Option<usize>,
+) -> (tokio::sync::mpsc::Sender<Event>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let handle = tokio::task::spawn_blocking(move || {
         let mut p = Printer::new(mode);
+        if let Some(total) = progress {
+            p = p.with_progress(total);
+        }
         while let Some(ev) = rx.blocking_recv() {
             p.event(&ev);
         }
