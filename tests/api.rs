@@ -438,3 +438,32 @@ fn pem_to_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD.decode(body).unwrap()
 }
+
+#[test]
+fn an_asynchronous_run_is_collected_from_its_agents_with_get_status() {
+    let f = fleet(2);
+    let token = add_token(&f, "ops", &[]);
+    let api = start_api(&f, &[]);
+    let body = json!({"targets": "web[1-2]", "action": "hello", "args": ["later"], "async": true, "wait": 20});
+    let (s, v) = call("POST", &format!("{}/run", api.base), Some(&token), Some(&body.to_string()));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["async"], true, "{v}");
+    let id = v["request_id"].as_str().unwrap().to_string();
+    let mut v = Value::Null;
+    wait_for(Duration::from_secs(20), "the agents' results", || {
+        let (s, got) = call("GET", &format!("{}/status/{id}", api.base), Some(&token), None);
+        assert_eq!(s, 200, "{got}");
+        v = got;
+        v["done"] == true
+    });
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{v}");
+    for t in targets {
+        assert_eq!(t["state"], "succeeded", "{t}");
+        assert!(t["stdout"].as_str().unwrap().ends_with(" later\n"), "{t}");
+    }
+    // The CLI sees the same run and the same results.
+    let out = f.muster(&["status", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(" later"), "{}", stdout(&out));
+}

@@ -257,6 +257,11 @@ pub struct RunBody {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 300.0)]
     pub wait: Option<f64>,
+    /// Asynchronous, as `muster run --async`: the agents keep running the
+    /// action and its result after the dispatch ends; `GET /status/{id}`
+    /// asks them for it.
+    #[serde(default, rename = "async")]
+    pub detach: bool,
 }
 
 fn seconds(field: &str, v: f64, max: f64) -> Result<Duration, ApiError> {
@@ -325,7 +330,7 @@ async fn run(
             username: caller.name.clone(),
             token: None,
             timeout,
-            detach: false,
+            detach: body.detach,
         },
         dispatcher: carrier.dispatcher_id.clone(),
         via: "tls".into(),
@@ -509,18 +514,64 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn find_run(app: &App, id: &str) -> Result<Value, ApiError> {
+async fn find_run(app: &App, id: &str) -> Result<Value, ApiError> {
     check_id(id)?;
-    if let Some(live) = app.runs.get(id) {
-        return Ok(live.view());
+    let live = app.runs.get(id);
+    if let Some(l) = &live {
+        if !(l.is_done() && l.view()["async"] == true) {
+            return Ok(l.view());
+        }
     }
-    match dispatch::runs::load(&app.state_dir, id) {
-        Ok(r) => Ok(view_of(&r, None, r.ended.is_some(), None)),
-        Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no run {id} (runs are kept one day)"))),
+    let r = dispatch::runs::load(&app.state_dir, id)
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no run {id} (runs are kept one day)")))?;
+    if !r.detach || r.via != "tls" {
+        return Ok(view_of(&r, None, r.ended.is_some(), None));
     }
+    // An asynchronous run: its agents hold the results.
+    let cfg = config(app)?;
+    let carrier = crate::transport::tls_carrier::for_state(&app.state_dir, Duration::from_secs(cfg.connect_timeout))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let limit = Duration::from_secs(cfg.connect_timeout.max(5));
+    let got = dispatch::status::fetch_all(Arc::new(carrier), r.started_targets(), id, cfg.fanout, limit).await;
+    let mut view = view_of(&r, None, r.ended.is_some(), live.as_ref().map(|l| l.owner()).as_deref());
+    let mut targets = Vec::new();
+    let mut running = false;
+    for (name, f) in &got {
+        let (events, result) = dispatch::status::events(name, f);
+        let (mut out, mut err) = (String::new(), String::new());
+        for e in &events {
+            if let crate::dispatch::event::EventKind::Output { stream, bytes } = &e.kind {
+                let buf = if *stream == crate::protocol::Stream::Stderr { &mut err } else { &mut out };
+                buf.push_str(&String::from_utf8_lossy(bytes));
+            }
+        }
+        running |= matches!(result.state, EndState::Running { .. });
+        let exit = match &result.state {
+            EndState::Failed { exit, .. } => *exit,
+            EndState::Succeeded => Some(0),
+            _ => None,
+        };
+        targets.push(json!({"target": name, "state": result.state.label(), "detail": result.state.to_string(),
+            "exit": exit, "stdout": out, "stderr": err}));
+    }
+    // Targets the dispatch never started keep their recorded end.
+    for e in r.results.iter().filter(|e| e.state != "dispatched") {
+        targets.push(json!({"target": e.target, "state": e.state, "detail": e.detail, "exit": e.exit}));
+    }
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in &targets {
+        *counts.entry(t["state"].as_str().unwrap_or("unknown").to_string()).or_default() += 1;
+    }
+    view["targets"] = json!(targets);
+    view["counts"] = json!(counts);
+    view["done"] = json!(!running);
+    Ok(view)
 }
 
-/// One run: its request, each target's state and output.
+/// One run: its request, each target's state and output. For an
+/// asynchronous run whose dispatch has ended, the agents are asked for
+/// their stored results (as `muster status` does): `running` until each
+/// ends, kept by the agents for their result retention (one day).
 #[utoipa::path(get, path = "/runs/{id}", params(RunId),
     security(("bearer" = [])),
     responses((status = 401, description = "No valid token", body = ErrorBody),
@@ -528,7 +579,7 @@ fn find_run(app: &App, id: &str) -> Result<Value, ApiError> {
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody)))]
 async fn run_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    find_run(&app, &id).map(Json)
+    find_run(&app, &id).await.map(Json)
 }
 
 /// Alias of `GET /runs/{id}`.
@@ -539,7 +590,7 @@ async fn run_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<
               (status = 400, description = "Not a request id", body = ErrorBody),
               (status = 404, description = "No such run", body = ErrorBody)))]
 async fn status_get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    find_run(&app, &id).map(Json)
+    find_run(&app, &id).await.map(Json)
 }
 
 /// The run's events as Server-Sent Events (`started`, `output`, `end` per
