@@ -6,7 +6,9 @@
 //! files needs a bearer token from `<state>/api/tokens.json` (see
 //! [`tokens`]); each token may be limited to some actions and to a node
 //! set of targets, and the dispatcher hook sees the token's name as the
-//! user. Without a token file the API refuses to start unless
+//! user. With `--tls` the API serves HTTPS and also admits user client
+//! certificates from the muster CA ([`tls`]). Without a token file the
+//! API refuses to start unless
 //! `--insecure-no-auth` is given. Errors are JSON:
 //! `{"error": "...", "field": "..."}` with a 4xx status that says whose
 //! fault it is. Endpoints: docs/api.md, and `GET /openapi.json`
