@@ -122,6 +122,36 @@ impl AuditEntry {
     }
 }
 
+/// The local user's login name: `$USER`, else `$LOGNAME`, else the
+/// password database's name for this uid, else `uid N`, so a run from a
+/// shell without `USER` (cron, `env -i`) is still attributed.
+pub fn login_name() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(v) = std::env::var(var) {
+            if !v.is_empty() {
+                return v;
+            }
+        }
+    }
+    // SAFETY: getuid has no preconditions; getpwuid_r writes only into the
+    // buffers given, and the name is read before they go out of scope.
+    unsafe {
+        let uid = libc::getuid();
+        let mut pw: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out) == 0
+            && !out.is_null()
+            && !pw.pw_name.is_null()
+        {
+            if let Ok(n) = std::ffi::CStr::from_ptr(pw.pw_name).to_str() {
+                return n.to_string();
+            }
+        }
+        format!("uid {uid}")
+    }
+}
+
 /// Where a CLI or console user sits: the terminal on stdin, else the pid.
 pub fn local_origin() -> String {
     use std::io::IsTerminal;

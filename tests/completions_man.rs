@@ -86,3 +86,18 @@ fn every_man_page_renders() {
     assert!(one.status.success());
     assert!(stdout(&one).starts_with(".ie"), "{}", &stdout(&one)[..100.min(stdout(&one).len())]);
 }
+
+#[test]
+fn printing_commands_piped_into_head_end_quietly() {
+    for cmd in ["completions bash", "nodeset -e 'n[1-99999]'", "man"] {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{BIN} {cmd} | head -1 >/dev/null"))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{cmd}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{cmd}: {err}");
+    }
+}

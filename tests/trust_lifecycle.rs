@@ -367,6 +367,13 @@ fn status_of_a_run_without_async_shows_its_recorded_ends_and_list_says_where_asy
     }
     let out = f.run("a1", &["--async"], &["ok"]);
     assert!(stdout(&out).contains("started on 1 of 1 target\n"), "{}", stdout(&out));
+    // In JSON mode every stdout line is JSON; the last names the request.
+    let out = f.run("a2", &["--async", "--output", "json"], &["ok"]);
+    let lines: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}"))).collect();
+    let last = lines.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["started"].as_u64()), (Some("request"), Some(1)), "{last}");
+    assert_eq!(last["request_id"].as_str().unwrap().len(), 16, "{last}");
     let text = stdout(&f.muster(&["list-requests"]));
     assert!(text.contains("async") && text.contains("started on 1; see `muster status"), "{text}");
     assert!(text.contains("sync") && text.contains("exit 4"), "{text}");

@@ -159,15 +159,14 @@ pub fn audit(state: &Path, a: AuditArgs) -> Result<u8> {
         } else {
             let states: Vec<String> = e.states.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(
-                "{} {} {} by {} from {} via {}: {} {} on {} ({}), exit {}, {:.1}s",
+                "{} {} {} by {} from {} via {}: {} on {} ({}), exit {}, {:.1}s",
                 e.time,
                 e.request_id,
                 e.origin,
                 e.user,
                 e.from,
                 e.via,
-                e.action,
-                e.args.join(" "),
+                std::iter::once(&e.action).chain(&e.args).cloned().collect::<Vec<_>>().join(" "),
                 crate::dispatch::nodeset::fold(&e.targets),
                 states.join(", "),
                 e.exit,

@@ -72,7 +72,7 @@ pub fn connect(state: &Path, socket: Option<&Path>, via: Via, install: bool) -> 
         return None;
     }
     let rt = super::run::runtime().ok()?;
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = crate::audit::login_name();
     rt.block_on(async {
         let stream = tokio::net::UnixStream::connect(&path).await.ok()?;
         DaemonClient::connect(stream, "muster run", &user, via, install).await.ok()

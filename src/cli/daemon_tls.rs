@@ -107,7 +107,7 @@ pub fn connect(
     let config = tls::client_config(&ca, id)?;
     let name = cert_name(addr);
     let limit = Duration::from_secs(cfg.connect_timeout);
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = crate::audit::login_name();
     super::run::runtime()?.block_on(async move {
         let stream = tls::connect(addr, &name, config, limit).await?;
         crate::transport::daemon::DaemonClient::connect(stream, "muster run", &user, via, install)

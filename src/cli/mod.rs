@@ -104,7 +104,7 @@ pub enum Command {
     /// A throwaway CA and N local agents, one sample run across them, then everything removed
     #[command(after_help = help::DEMO)]
     Demo {
-        /// How many local agents to start on loopback, 1 or more
+        /// How many local agents to start on loopback, 1 to 250
         #[arg(long, default_value_t = 5, value_name = "N")]
         agents: u16,
     },
@@ -564,6 +564,21 @@ pub fn main() -> ExitCode {
             | Command::Nodeset(_)
     );
     init_logging(if quiet { tracing::Level::WARN } else { tracing::Level::INFO });
+    // Commands that only print: `| head` ends them quietly, as it does any
+    // Unix filter, instead of a write error (serving commands keep SIGPIPE
+    // ignored, so a closed socket or pipe is an error they handle).
+    if matches!(
+        cli.command,
+        Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Nodeset(_)
+            | Command::Audit(_)
+            | Command::ListRequests { .. }
+            | Command::SerialStatus { .. }
+    ) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let state = crate::state::dispatcher_dir(cli.state_dir.clone());
     let result = match cli.command {
         Command::Demo { agents } => crate::demo::run(agents),

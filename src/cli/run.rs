@@ -58,7 +58,7 @@ pub(super) fn request(a: &RunArgs, cfg: &DispatcherConfig) -> Result<Request> {
         request_id: request_id(),
         action,
         args,
-        username: a.username.clone().or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into()),
+        username: a.username.clone().unwrap_or_else(crate::audit::login_name),
         token: a.token.clone().or_else(|| std::env::var("MUSTER_TOKEN").ok()),
         timeout: a.timeout.unwrap_or(Duration::from_secs(cfg.default_timeout)),
         detach: a.detach,
@@ -152,7 +152,17 @@ pub fn run(state: &Path, a: RunArgs) -> Result<u8> {
     let outcome = dispatch_recorded(state, &cfg, Carrier::Dial(dialer), plan, mode(&a), progress(&a))?;
     if a.detach {
         let n = outcome.results.iter().filter(|r| r.state == State::Dispatched).count();
-        if outcome.refused_run.is_some() || n == 0 {
+        let started = outcome.refused_run.is_none() && n > 0;
+        if mode(&a) == Mode::Json {
+            // JSON lines stay JSON: the request id is one more event.
+            let total = outcome.results.len();
+            println!("{}", serde_json::json!({"event": "request", "request_id": id, "started": n, "targets": total}));
+            if started {
+                eprintln!(
+                    "muster: see where it stands with `muster status {id}`; wait for its end with `muster wait {id}`"
+                );
+            }
+        } else if !started {
             println!("request {id}: nothing started");
         } else {
             println!("request {id} started on {n} of {}", crate::words::plural(outcome.results.len(), "target"));

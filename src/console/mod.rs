@@ -374,7 +374,7 @@ pub fn main(state: &Path) -> Result<(), ConsoleError> {
     rl.set_helper(Some(ConsoleHelper { hosts, tags }));
     let history = state.join("console_history");
     let _ = rl.load_history(&history);
-    let mut user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let mut user = crate::audit::login_name();
     if cc.ask_identity {
         loop {
             let who = rl.readline("who are you? ")?;
