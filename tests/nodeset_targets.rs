@@ -118,7 +118,7 @@ fn nodeset_command_shows_a_spec() {
 
     for (args, want) in [
         (vec!["nodeset", "n[1-3"], "muster: unclosed '[' in \"n[1-3\"; write ranges as name[01-20]"),
-        (vec!["nodeset", "--via", "hub", "all"], "muster: unknown group @all; known groups: @lab"),
+        (vec!["nodeset", "--via", "hub", "all"], "found when a run starts"),
         (vec!["nodeset", "@rack3"], "muster: unknown group @rack3; known groups: @all @lab @rack1 @rack2"),
         (vec!["nodeset", "n[1, 5] x"], "whitespace inside node name \"n[1, 5] x\""),
         (vec!["nodeset", "-e", "-c", "n1"], "cannot be used with"),
@@ -127,4 +127,18 @@ fn nodeset_command_shows_a_spec() {
         assert_eq!(code(&o), 1, "{args:?}");
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
+}
+
+#[test]
+fn over_the_hub_all_and_tags_say_how_agents_are_found() {
+    let f = Fleet::new();
+    let out = f.muster(&["nodeset", "--via", "hub", "all"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("found when a run starts"), "{}", stderr(&out));
+    let out = f.muster(&["nodeset", "--via", "hub", "@web"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("select them with --tags"), "{}", stderr(&out));
+    let out = f.muster(&["nodeset", "--via", "hub", "web[1-3]!web2"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "web[1,3]");
 }

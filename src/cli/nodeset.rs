@@ -47,7 +47,18 @@ pub fn run(state: &Path, a: NodesetArgs) -> Result<u8> {
         }
         Via::Hub => dispatch::groups::Inventory::new(None, [], &config_dir),
     };
-    let names = nodeset::expand_with(&a.spec, &groups, nodeset::Bounds::DEFAULT).map_err(|e| anyhow!(e))?;
+    if a.via == Via::Hub && a.spec.trim() == "all" {
+        return Err(anyhow!(
+            "over the hub `all` is every agent that answers on the channel: they are found when a run starts, so \
+             there is no list to show before it (`muster run all --via hub` reports who answered)"
+        ));
+    }
+    let names = nodeset::expand_with(&a.spec, &groups, nodeset::Bounds::DEFAULT).map_err(|e| match a.via {
+        Via::Hub if a.spec.contains('@') => {
+            anyhow!("{e}; over the hub agents have no registry tags: select them with --tags on the run")
+        }
+        _ => anyhow!(e),
+    })?;
     if a.count {
         println!("{}", names.len());
     } else if a.expand {
