@@ -171,7 +171,7 @@ fn resolve_for(app: &App, caller: &Caller, spec: &str, tags: &[String]) -> Resul
             return Err(ApiError::field(
                 StatusCode::FORBIDDEN,
                 "targets",
-                format!("token {} may not reach {}", caller.name, crate::dispatch::nodeset::fold(&outside)),
+                format!("{} may not reach {}", caller.name, crate::dispatch::nodeset::fold(&outside)),
             ));
         }
     }
@@ -299,7 +299,7 @@ async fn run(
             return Err(ApiError::field(
                 StatusCode::FORBIDDEN,
                 "action",
-                format!("token {} may not run {action:?} (it may run: {})", caller.name, allowed.join(", ")),
+                format!("{} may not run {action:?} (it may run: {})", caller.name, allowed.join(", ")),
             ));
         }
     }
