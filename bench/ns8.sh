@@ -59,12 +59,14 @@ end=$(date +%s.%N)
 
 rss=$(awk '/^VmRSS/ {print $2}' /proc/$agent_pid/status)
 peak=$(awk '/^VmHWM/ {print $2}' /proc/$agent_pid/status)
+cpu=$(awk '{printf "%.2f", ($14+$15)/100}' /proc/$agent_pid/stat)
+calls=$(cli info stats | awk -F: '/^total_commands_processed/ {print $2+0}')
 codes=$(for i in $(seq 1 "$N"); do echo "get task/$ID/t$i/exit_code"; done | cli | sort | uniq -c |
   awk '{printf "%s\"%s\":%s", (NR>1?",":""), $2, $1}')
 kill -USR1 "$agent_pid"
 wait "$agent_pid" || true
 agent_pid=""
-awk -v n="$N" -v s="$start" -v e="$end" -v rss="$rss" -v peak="$peak" -v codes="$codes" 'BEGIN {
+awk -v n="$N" -v s="$start" -v e="$end" -v rss="$rss" -v peak="$peak" -v codes="$codes" -v cpu="$cpu" -v calls="$calls" 'BEGIN {
   d = e - s
-  printf "{\"bench\":\"ns8\",\"tasks\":%d,\"seconds\":%.3f,\"tasks_per_sec\":%.1f,\"agent_rss_kib\":%d,\"agent_peak_rss_kib\":%d,\"exit_codes\":{%s}}\n", n, d, n / d, rss, peak, codes
+  printf "{\"bench\":\"ns8\",\"tasks\":%d,\"seconds\":%.3f,\"tasks_per_sec\":%.1f,\"agent_rss_kib\":%d,\"agent_peak_rss_kib\":%d,\"agent_cpu_s\":%s,\"redis_commands_per_task\":%.1f,\"exit_codes\":{%s}}\n", n, d, n / d, rss, peak, cpu, calls / n, codes
 }'

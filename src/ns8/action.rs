@@ -20,6 +20,7 @@ use super::task::Task;
 use super::{envfile, gojson, off_worker, validate, Agent, Outcome};
 use crate::exec::roots::{self, RootAction};
 use crate::exec::step::{self, StepCommand};
+use crate::exec::vspawn;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
@@ -178,7 +179,7 @@ async fn run_step(
         ("AGENT_TASK_USER".to_string(), task.user.clone()),
     ]);
     let spec = StepCommand { env: vars, comfd: true, kill_on_drop: false, ..StepCommand::new(step.path) };
-    let spawned = match step::spawn(&spec, gojson::encode(&task.data).into_bytes()) {
+    let spawned = match vspawn::spawn(&spec, gojson::encode(&task.data).into_bytes()) {
         Ok(s) => s,
         Err(e) => {
             let why = format!("fork/exec {}: {}", step.path.display(), errno_text(&e));
@@ -197,7 +198,7 @@ async fn run_step(
         }
     };
     log!(INFO, "task/{}/{}: {}/{} is starting", agent.cfg.id, task.id, task.action, step.name);
-    let step::Spawned { mut child, pid, stdout, stderr, comfd, .. } = spawned;
+    let vspawn::Started { mut child, pid, stdout, stderr, comfd } = spawned;
     let (tx, mut rx) = mpsc::channel::<Event>(64);
     let stdout = tokio::spawn(collect(stdout, false, tx.clone()));
     let stderr = tokio::spawn(collect(stderr, true, tx.clone()));
