@@ -70,8 +70,9 @@ agent_pid=""
 # The floor on this machine, measured in the same run: the same step file
 # started N times from two shells at once (fork+exec, no Redis, no agent).
 f0=$(date +%s.%N)
-for _ in 1 2; do (for _ in $(seq 1 $((N / 2))); do "$work/actions/noop/10noop" </dev/null; done) & done
-wait
+floor_pids=()
+for _ in 1 2; do (for _ in $(seq 1 $((N / 2))); do "$work/actions/noop/10noop" </dev/null; done) & floor_pids+=($!); done
+wait "${floor_pids[@]}"
 f1=$(date +%s.%N)
 floor=$(awk -v n="$N" -v a="$f0" -v b="$f1" 'BEGIN { printf "%.1f", n / (b - a) }')
 awk -v n="$N" -v s="$start" -v e="$end" -v rss="$rss" -v peak="$peak" -v codes="$codes" -v cpu="$cpu" -v calls="$calls" -v floor="$floor" 'BEGIN {

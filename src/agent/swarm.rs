@@ -8,11 +8,11 @@
 
 use super::hub::{push_replies, HubAgent};
 use super::Agent;
+use crate::hub::config;
 use crate::hub::config::AgentHub;
+use crate::hub::throttle::{Acquired, Slot, Waker};
 use crate::protocol::envelope::{Command, ReplyBox};
 use crate::protocol::{End, Finished, Message, Refusal, Run, Stream};
-use crate::hub::config;
-use crate::hub::throttle::{Acquired, Slot, Waker};
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;

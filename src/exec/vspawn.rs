@@ -134,7 +134,8 @@ pub fn spawn(cmd: &StepCommand, stdin: Vec<u8>) -> io::Result<Started> {
     // SAFETY: every pointer is valid for the call: the file actions and
     // attributes are initialised, argv and envp are NUL-terminated arrays of
     // C strings that outlive the call.
-    let rc = unsafe { libc::posix_spawn(&mut pid, program.as_ptr(), &actions.0, &attr.0, argv_p.as_ptr(), envp_p.as_ptr()) };
+    let rc =
+        unsafe { libc::posix_spawn(&mut pid, program.as_ptr(), &actions.0, &attr.0, argv_p.as_ptr(), envp_p.as_ptr()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }
@@ -282,7 +283,9 @@ impl FileActions {
 
     fn open_null(&mut self, to: RawFd) -> io::Result<()> {
         // SAFETY: the actions were initialised; the path is a static C string.
-        check(unsafe { libc::posix_spawn_file_actions_addopen(&mut self.0, to, c"/dev/null".as_ptr(), libc::O_RDWR, 0) })
+        check(unsafe {
+            libc::posix_spawn_file_actions_addopen(&mut self.0, to, c"/dev/null".as_ptr(), libc::O_RDWR, 0)
+        })
     }
 }
 

@@ -166,10 +166,7 @@ impl Link {
             _ => "a command of a pipeline".to_string(),
         };
         let pipe = &pipe;
-        self.retry(&what, |mut c| async move {
-            pipe.query_async::<redis::Value>(&mut c).await.map(drop)
-        })
-        .await
+        self.retry(&what, |mut c| async move { pipe.query_async::<redis::Value>(&mut c).await.map(drop) }).await
     }
 
     /// Run `before` (plain commands), then `cmds` inside `multi` ... `exec`,
