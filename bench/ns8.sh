@@ -3,7 +3,8 @@
 # `muster ns8-agent` (release build) with a no-op action, N tasks pushed at
 # once (default 1000), timed from the push to the last result. Prints one
 # JSON line: tasks per second, agent RSS after the run and its peak, and
-# how the tasks ended (exit codes).
+# how the tasks ended (exit codes), the agent's CPU time, Redis commands per
+# task, and the spawn floor (the same step started N times from 2 shells).
 #   bash bench/ns8.sh            # N = 1000
 #   N=200 bash bench/ns8.sh
 # MAX_CONCURRENCY (default 32, as the original) and OVERLOAD_SLEEP (20ms
@@ -59,12 +60,22 @@ end=$(date +%s.%N)
 
 rss=$(awk '/^VmRSS/ {print $2}' /proc/$agent_pid/status)
 peak=$(awk '/^VmHWM/ {print $2}' /proc/$agent_pid/status)
+cpu=$(awk '{printf "%.2f", ($14+$15)/100}' /proc/$agent_pid/stat)
+calls=$(cli info stats | awk -F: '/^total_commands_processed/ {print $2+0}')
 codes=$(for i in $(seq 1 "$N"); do echo "get task/$ID/t$i/exit_code"; done | cli | sort | uniq -c |
   awk '{printf "%s\"%s\":%s", (NR>1?",":""), $2, $1}')
 kill -USR1 "$agent_pid"
 wait "$agent_pid" || true
 agent_pid=""
-awk -v n="$N" -v s="$start" -v e="$end" -v rss="$rss" -v peak="$peak" -v codes="$codes" 'BEGIN {
+# The floor on this machine, measured in the same run: the same step file
+# started N times from two shells at once (fork+exec, no Redis, no agent).
+f0=$(date +%s.%N)
+floor_pids=()
+for _ in 1 2; do (for _ in $(seq 1 $((N / 2))); do "$work/actions/noop/10noop" </dev/null; done) & floor_pids+=($!); done
+wait "${floor_pids[@]}"
+f1=$(date +%s.%N)
+floor=$(awk -v n="$N" -v a="$f0" -v b="$f1" 'BEGIN { printf "%.1f", n / (b - a) }')
+awk -v n="$N" -v s="$start" -v e="$end" -v rss="$rss" -v peak="$peak" -v codes="$codes" -v cpu="$cpu" -v calls="$calls" -v floor="$floor" 'BEGIN {
   d = e - s
-  printf "{\"bench\":\"ns8\",\"tasks\":%d,\"seconds\":%.3f,\"tasks_per_sec\":%.1f,\"agent_rss_kib\":%d,\"agent_peak_rss_kib\":%d,\"exit_codes\":{%s}}\n", n, d, n / d, rss, peak, codes
+  printf "{\"bench\":\"ns8\",\"tasks\":%d,\"seconds\":%.3f,\"tasks_per_sec\":%.1f,\"spawn_floor_per_sec\":%s,\"agent_rss_kib\":%d,\"agent_peak_rss_kib\":%d,\"agent_cpu_s\":%s,\"redis_commands_per_task\":%.1f,\"exit_codes\":{%s}}\n", n, d, n / d, floor, rss, peak, cpu, calls / n, codes
 }'

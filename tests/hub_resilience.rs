@@ -114,3 +114,47 @@ fn station_without_redis_exits_1_naming_the_url() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains(&url), "{}", stderr(&out));
 }
+
+#[test]
+fn a_waiter_starts_promptly_when_the_slot_is_released() {
+    let mut f = HubFleet::new();
+    let d = f.tmp.path().to_path_buf();
+    // The first to take the slot holds it until `go` exists, then notes
+    // when it ends; the other notes when it starts.
+    let s = f.script(
+        "hold",
+        &format!(
+            "if mkdir {0}/first 2>/dev/null; then touch {0}/holding; while [ ! -e {0}/go ]; do sleep 0.01; done; \
+             date +%s%N > {0}/released; else date +%s%N > {0}/started; fi",
+            d.display()
+        ),
+    );
+    for n in ["w1", "w2"] {
+        f.add(n, &[], &[("hold", &s)], "");
+    }
+    f.start_all();
+    let station = std::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "all", "--via", "hub", "--fanout", "1", "--reply-wait", "20", "--no-discovery"])
+        .args(["--expect", "2", "--output", "json", "--", "hold"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (with a deadline) until one holds the slot and the other is
+    // blocked on the wake list rather than polling.
+    let t0 = Instant::now();
+    let blocked = || f.redis.cli(&["client", "list"]).contains("cmd=blpop");
+    while !(d.join("holding").exists() && blocked()) {
+        assert!(t0.elapsed() < Duration::from_secs(15), "no holder and blocked waiter: {}", f.log(0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(d.join("go"), "").unwrap();
+    let out = station.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let at = |name: &str| -> u128 { std::fs::read_to_string(d.join(name)).unwrap().trim().parse().unwrap() };
+    let gap_ms = at("started").saturating_sub(at("released")) / 1_000_000;
+    // A wake-up, not the 2 s safety net: well under a second.
+    assert!(gap_ms < 700, "the waiter started {gap_ms} ms after the release");
+}

@@ -14,7 +14,7 @@ use super::request::{self, Admitted, Claim};
 use super::session::Peer;
 use super::Agent;
 use crate::hub::config::{self, AgentHub, MAX_MESSAGE, REPLY_TTL};
-use crate::hub::throttle::{Slot, LEASE};
+use crate::hub::throttle::{Acquired, Slot, Waker, LEASE};
 use crate::protocol::envelope::{self, Command, Order, Reply, ReplyBox};
 use crate::protocol::station_guards::StationGuards;
 use crate::protocol::{End, Finished, Message, Refusal, Run};
@@ -274,12 +274,27 @@ impl HubAgent {
         let wait = Duration::from_millis(cmd.slot_wait_ms).min(Duration::from_secs(86_400));
         let deadline = tokio::time::Instant::now() + wait;
         let cancelled = claim.cancelled();
-        loop {
-            if self.is_stopped(&run.request_id) {
-                request::refuse(&peer, &run, Refusal::Skipped, &tx).await;
+        let client = match self.cfg.redis.client() {
+            Ok(c) => c,
+            Err(e) => {
+                request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
                 return None;
             }
-            if *cancelled.borrow() {
+        };
+        let mut waker = Waker::new(client);
+        let give_up = || self.is_stopped(&run.request_id) || *cancelled.borrow();
+        let got = tokio::select! {
+            got = slot.acquire(&mut conn, &mut waker, deadline, give_up) => got,
+            // A cancel needs no wake-up to be seen.
+            _ = until_cancelled(cancelled.clone()) => Ok(Acquired::GaveUp),
+        };
+        match got {
+            Ok(Acquired::Taken) => {}
+            Ok(Acquired::TimedOut) => {
+                request::refuse(&peer, &run, Refusal::Busy { limit: cmd.fanout }, &tx).await;
+                return None;
+            }
+            Ok(Acquired::GaveUp) if !self.is_stopped(&run.request_id) => {
                 let fin = Finished {
                     id: run.id,
                     exit: None,
@@ -291,22 +306,14 @@ impl HubAgent {
                 let _ = tx.send(Message::Finished(fin)).await;
                 return None;
             }
-            match slot.try_take(&mut conn).await {
-                Ok(true) => break,
-                Ok(false) if tokio::time::Instant::now() >= deadline => {
-                    request::refuse(&peer, &run, Refusal::Busy { limit: cmd.fanout }, &tx).await;
-                    return None;
-                }
-                Ok(false) => {
-                    let mut j = [0u8; 1];
-                    let _ = getrandom::getrandom(&mut j);
-                    tokio::time::sleep(Duration::from_millis(40 + u64::from(j[0] % 40))).await;
-                }
-                Err(e) => {
-                    tracing::warn!("hub: cannot take a run slot: {e}");
-                    request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
-                    return None;
-                }
+            Ok(Acquired::GaveUp) => {
+                request::refuse(&peer, &run, Refusal::Skipped, &tx).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("hub: cannot take a run slot: {e}");
+                request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
+                return None;
             }
         }
         let renewer = tokio::spawn(renew(slot.clone_for_renew(), conn));
@@ -341,6 +348,13 @@ async fn heartbeats(tx: mpsc::Sender<Message>, every_ms: u64) {
         if tx.send(Message::Pong { id: 0 }).await.is_err() {
             return;
         }
+    }
+}
+
+/// Resolve once `cancelled` turns true; never if it no longer can.
+async fn until_cancelled(mut cancelled: watch::Receiver<bool>) {
+    if cancelled.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

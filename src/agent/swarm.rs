@@ -2,15 +2,20 @@
 //! load a hub with realistic traffic (one verified command in, sealed
 //! replies from every identity out). Identities answer builtins only
 //! (`ping`, `info`, `list-actions`); they never start processes. It is the
-//! hub front door with a list of identities instead of one.
+//! hub front door with a list of identities instead of one. Under hub-wide
+//! throttling (`--fanout`) each identity waits for a run slot as a real
+//! agent does, so a swarm also loads Redis with thousands of waiters.
 
 use super::hub::{push_replies, HubAgent};
 use super::Agent;
+use crate::hub::config;
 use crate::hub::config::AgentHub;
+use crate::hub::throttle::{Acquired, Slot, Waker};
 use crate::protocol::envelope::{Command, ReplyBox};
 use crate::protocol::{End, Finished, Message, Refusal, Run, Stream};
 use redis::aio::ConnectionManager;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 impl HubAgent {
@@ -55,14 +60,41 @@ impl HubAgent {
             Err(reason) => vec![Message::Refused { id, reason }],
         };
         let mut pushes = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(cmd.slot_wait_ms.min(86_400_000));
         for identity in self.swarm.iter().filter(|i| self.wants(&cmd, i)) {
-            let (tx, rx) = mpsc::channel(messages.len());
-            for m in &messages {
-                let _ = tx.try_send(m.clone());
-            }
-            drop(tx);
-            let task = push_replies(rx, rbox.clone(), cmd.clone(), identity.clone(), self.tags.clone(), conn.clone());
-            pushes.push(tokio::spawn(task));
+            let (me, cmd, rbox, messages) = (self.clone(), cmd.clone(), rbox.clone(), messages.clone());
+            let (identity, mut conn) = (identity.clone(), conn.clone());
+            pushes.push(tokio::spawn(async move {
+                // With hub-wide throttling each identity waits for a slot
+                // like a real agent, answers, then gives the slot back.
+                let slot = (cmd.fanout > 0).then(|| Slot::new(config::slots_key(&cmd.reply_to), cmd.fanout));
+                let (tx, rx) = mpsc::channel(messages.len() + 1);
+                let pusher = tokio::spawn(push_replies(rx, rbox, cmd.clone(), identity, me.tags.clone(), conn.clone()));
+                let (mut messages, mut taken) = (messages, false);
+                if let Some(slot) = &slot {
+                    let _ = tx.send(Message::Queued { id }).await;
+                    let got = match me.cfg.redis.client() {
+                        Ok(client) => slot.acquire(&mut conn, &mut Waker::new(client), deadline, || false).await,
+                        Err(e) => Err(redis::RedisError::from(std::io::Error::other(e))),
+                    };
+                    match got {
+                        Ok(Acquired::Taken) => taken = true,
+                        Ok(_) => messages = vec![Message::Refused { id, reason: Refusal::Busy { limit: cmd.fanout } }],
+                        Err(e) => {
+                            let reason = Refusal::Denied(format!("no run slot: {e}"));
+                            messages = vec![Message::Refused { id, reason }];
+                        }
+                    }
+                }
+                for m in messages {
+                    let _ = tx.send(m).await;
+                }
+                drop(tx);
+                let _ = pusher.await;
+                if let Some(slot) = slot.as_ref().filter(|_| taken) {
+                    slot.release(&mut conn).await;
+                }
+            }));
         }
         for p in pushes {
             let _ = p.await;

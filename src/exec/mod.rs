@@ -1,6 +1,7 @@
 //! Running actions: the catalog of what may run (`catalog`, plus the ns8
 //! action-root layout in `roots`), starting one step process with its
-//! stdio, process group and optional command channel (`step`), the
+//! stdio, process group and optional command channel (`step`, and `vspawn` for the ns8 agent's
+//! steps, started without a `fork`), the
 //! request runner with timeouts, output caps and cancellation (`runner`),
 //! and the auth hook protocol shared by agent and dispatcher (`hook`).
 //! Every carrier, the ns8 front door included, starts steps through `step`.
@@ -12,6 +13,7 @@ pub mod roots;
 pub mod runner;
 pub mod secrets;
 pub mod step;
+pub mod vspawn;
 
 pub use catalog::{parse_allowlist, Action, AllowEntry, Catalog, CatalogError, CatalogWarning, BUILTINS};
 pub use runner::{Job, Limits};

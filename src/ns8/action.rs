@@ -7,6 +7,10 @@
 //! republished every polling interval while it runs; then store output,
 //! error, exit code and final status in one transaction (and the
 //! environment hash when the action completed) and log one line.
+//! Statuses published between two Redis writes that matter (the start of
+//! a step, the final transaction) travel together with the next one in a
+//! single round trip ([`super::Held`]); the order subscribers see is the
+//! original's.
 //! A step file that vanished or lost its exec bit is skipped with a warning
 //! (the original suite's "missing step" cases); a present, executable step
 //! the OS still cannot exec aborts the action with exit code 9. File work
@@ -17,9 +21,10 @@ use super::comfd::{self, Effect};
 use super::log::{errno_text, log, ERR, INFO, WARNING};
 use super::progress::{Processor, ABORTED, COMPLETED, PENDING, RUNNING, VALIDATION_FAILED};
 use super::task::Task;
-use super::{envfile, gojson, off_worker, validate, Agent, Outcome};
+use super::{envfile, gojson, off_worker, validate, Agent, Held, Outcome};
 use crate::exec::roots::{self, RootAction};
 use crate::exec::step::{self, StepCommand};
+use crate::exec::vspawn;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch};
@@ -65,7 +70,8 @@ pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) 
     let mut proc = Processor::new(weights);
     let mut out = Outcome::default();
     let mut last_step = "{unknown}".to_string();
-    agent.publish(&task.id, &proc).await;
+    let mut held = Held::default();
+    held.publish(agent, &task.id, &proc);
     if plan.is_empty() {
         out.error = format!("Action {} is not defined\n", task.action).into_bytes();
         out.exit_code = 8;
@@ -82,10 +88,10 @@ pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) 
             Kind::Exec(path) => {
                 if proc.status == PENDING {
                     proc.status = RUNNING;
-                    agent.publish(&task.id, &proc).await;
+                    held.publish(agent, &task.id, &proc);
                 }
                 let step = Step { index, name: &planned.name, path };
-                run_step(agent, task, &step, &env, &mut proc, &mut out, &mut cancel).await
+                run_step(agent, task, &step, &env, &mut proc, &mut out, &mut cancel, &mut held).await
             }
         };
         if let Flow::Stop = flow {
@@ -98,7 +104,7 @@ pub async fn run(agent: &Agent, task: &Task, mut cancel: watch::Receiver<bool>) 
     // Read (and log a read error) every time, as the original does; the
     // hash is replaced only after a completed action.
     let env = envfile::read_async().await;
-    agent.finish(&task.id, &proc, &out, (proc.status == COMPLETED).then_some(env.as_slice())).await;
+    agent.finish_after(&task.id, &mut held, &proc, &out, (proc.status == COMPLETED).then_some(env.as_slice())).await;
     agent.log_end(task, &proc, &out, &last_step);
 }
 
@@ -161,6 +167,9 @@ enum Event {
     Closed,
 }
 
+/// Run one executable step. The statuses `held` go out before it starts;
+/// the status after it (100% of the step) is held for the next write.
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     agent: &Agent,
     task: &Task,
@@ -169,6 +178,7 @@ async fn run_step(
     proc: &mut Processor,
     out: &mut Outcome,
     cancel: &mut watch::Receiver<bool>,
+    held: &mut Held,
 ) -> Flow {
     let mut vars: Vec<(String, String)> = envfile::for_child(env).collect();
     vars.extend([
@@ -178,14 +188,15 @@ async fn run_step(
         ("AGENT_TASK_USER".to_string(), task.user.clone()),
     ]);
     let spec = StepCommand { env: vars, comfd: true, kill_on_drop: false, ..StepCommand::new(step.path) };
-    let spawned = match step::spawn(&spec, gojson::encode(&task.data).into_bytes()) {
+    agent.flush(&task.id, held).await;
+    let spawned = match vspawn::spawn(&spec, gojson::encode(&task.data).into_bytes()) {
         Ok(s) => s,
         Err(e) => {
             let why = format!("fork/exec {}: {}", step.path.display(), errno_text(&e));
             if skippable(step.path, &e).await {
                 log!(WARNING, "Action {} skipped step {}: {why}", task.action, step.name);
                 let _ = proc.set_progress_at_step(step.index, 100);
-                agent.publish(&task.id, proc).await;
+                held.publish(agent, &task.id, proc);
                 return Flow::Next;
             }
             let msg = format!("Action {} failed at step {}: {why}", task.action, step.name);
@@ -197,7 +208,7 @@ async fn run_step(
         }
     };
     log!(INFO, "task/{}/{}: {}/{} is starting", agent.cfg.id, task.id, task.action, step.name);
-    let step::Spawned { mut child, pid, stdout, stderr, comfd, .. } = spawned;
+    let vspawn::Started { mut child, pid, stdout, stderr, comfd } = spawned;
     let (tx, mut rx) = mpsc::channel::<Event>(64);
     let stdout = tokio::spawn(collect(stdout, false, tx.clone()));
     let stderr = tokio::spawn(collect(stderr, true, tx.clone()));
@@ -260,7 +271,7 @@ async fn run_step(
         return Flow::Stop;
     }
     let _ = proc.set_progress_at_step(step.index, 100);
-    agent.publish(&task.id, proc).await;
+    held.publish(agent, &task.id, proc);
     Flow::Next
 }
 

@@ -78,7 +78,14 @@ pub fn error_text(e: &RedisError, address: &str) -> String {
     }
     match (e.code(), e.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
-        (Some(code), None) => code.to_string(),
+        // A pipeline's error keeps the failing command's text inside.
+        (Some(code), None) => match e.clone().into_server_errors().and_then(|items| {
+            let (_, first) = items.first()?;
+            first.details().map(str::to_string)
+        }) {
+            Some(detail) => format!("{code} {detail}"),
+            None => code.to_string(),
+        },
         _ => e.to_string(),
     }
 }
@@ -141,18 +148,35 @@ impl Link {
 
     /// Run `cmd`, retrying network failures.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let name = cmd.args_iter().next().map(|a| match a {
-            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            _ => String::new(),
-        });
-        let what = format!("\"{}\"", name.unwrap_or_default());
+        let what = format!("\"{}\"", name(cmd));
         self.retry(&what, |mut c| async move { cmd.query_async::<T>(&mut c).await }).await
     }
 
-    /// Run `cmds` inside `multi` ... `exec` in one round trip (as go-redis'
-    /// `TxPipelined` does), retrying network failures.
-    pub async fn transaction(&self, cmds: &[Cmd]) -> RedisResult<()> {
+    /// Run `cmds` in order in one round trip (not atomically), retrying
+    /// network failures. An ACL refusal names the command when all are
+    /// the same one (`"publish"`).
+    pub async fn pipeline(&self, cmds: &[Cmd]) -> RedisResult<()> {
         let mut pipe = redis::pipe();
+        for c in cmds {
+            pipe.add_command(c.clone());
+        }
+        let names: Vec<String> = cmds.iter().map(name).collect();
+        let what = match names.first() {
+            Some(n) if names.iter().all(|m| m == n) => format!("\"{n}\""),
+            _ => "a command of a pipeline".to_string(),
+        };
+        let pipe = &pipe;
+        self.retry(&what, |mut c| async move { pipe.query_async::<redis::Value>(&mut c).await.map(drop) }).await
+    }
+
+    /// Run `before` (plain commands), then `cmds` inside `multi` ... `exec`,
+    /// all in one round trip (as go-redis' `TxPipelined` does for the
+    /// transaction), retrying network failures.
+    pub async fn transaction(&self, before: &[Cmd], cmds: &[Cmd]) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for c in before {
+            pipe.add_command(c.clone());
+        }
         pipe.cmd("multi");
         for c in cmds {
             pipe.add_command(c.clone());
@@ -163,6 +187,14 @@ impl Link {
             pipe.query_async::<redis::Value>(&mut c).await.map(drop)
         })
         .await
+    }
+}
+
+/// A command's name as sent ("publish").
+fn name(cmd: &Cmd) -> String {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
     }
 }
 

@@ -144,9 +144,33 @@ impl Agent {
         }
     }
 
+    /// Publish held statuses (see [`Held`]) in one round trip, in order.
+    pub async fn flush(&self, task_id: &str, held: &mut Held) {
+        if held.0.is_empty() {
+            return;
+        }
+        let cmds = std::mem::take(&mut held.0);
+        if self.redis.pipeline(&cmds).await.is_err() {
+            log!(ERR, "Failed to publish the action status on channel {}", self.channel(task_id));
+        }
+    }
+
     /// Store a task's result and publish its final status in one
     /// transaction; with `env`, first replace the environment hash.
     pub async fn finish(&self, task_id: &str, proc: &Processor, result: &Outcome, env: Option<&[(String, String)]>) {
+        self.finish_after(task_id, &mut Held::default(), proc, result, env).await
+    }
+
+    /// [`Agent::finish`], with the statuses still `held` published first
+    /// (before the transaction, in the same round trip).
+    pub async fn finish_after(
+        &self,
+        task_id: &str,
+        held: &mut Held,
+        proc: &Processor,
+        result: &Outcome,
+        env: Option<&[(String, String)]>,
+    ) {
         let set = |what: &str, value: &[u8]| {
             redis::cmd("set").arg(self.key(task_id, what)).arg(value).arg("ex").arg(TASK_TTL_SECS).clone()
         };
@@ -167,7 +191,8 @@ impl Agent {
         cmds.push(set("error", &result.error));
         cmds.push(set("exit_code", result.exit_code.to_string().as_bytes()));
         cmds.push(self.publish_cmd(task_id, proc));
-        if let Err(e) = self.redis.transaction(&cmds).await {
+        let before = std::mem::take(&mut held.0);
+        if let Err(e) = self.redis.transaction(&before, &cmds).await {
             log!(ERR, "Redis command failed: {}", link::error_text(&e, &self.cfg.tasks.address));
         }
     }
@@ -246,6 +271,21 @@ where
 /// Resolve once `flag` is true (or can no longer change).
 pub async fn until(flag: &mut watch::Receiver<bool>) {
     let _ = flag.wait_for(|f| *f).await;
+}
+
+/// Status updates of one task not yet sent: a step's action publishes
+/// them in order, but sends them together with the next Redis write that
+/// must precede something observable (a step starting, the final
+/// transaction), so a task costs one round trip per step instead of one
+/// per status. Subscribers see the same statuses in the same order.
+#[derive(Debug, Default)]
+pub struct Held(Vec<redis::Cmd>);
+
+impl Held {
+    /// Queue the task's status as it is now.
+    pub fn publish(&mut self, agent: &Agent, task_id: &str, proc: &Processor) {
+        self.0.push(agent.publish_cmd(task_id, proc));
+    }
 }
 
 /// What a task leaves in its keys.

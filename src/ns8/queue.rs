@@ -1,7 +1,9 @@
 //! The task loop: `brpop <agent-id>/tasks 1` on a dedicated connection,
-//! then for each task: decode it, store its masked context
-//! (`task/<agent-id>/<task-id>/context`, 8 h), and start it in the
-//! background, so the loop is back on the queue at once. A pop error is
+//! then for each task: decode it and start it in the background, the
+//! task's first act being to store its masked context
+//! (`task/<agent-id>/<task-id>/context`, 8 h), so the loop is back on the
+//! queue at once (at the concurrency limit the loop stores the context
+//! itself before the grace period, as the original does). A pop error is
 //! logged once per distinct error (an initial WRONGPASS is expected while a
 //! new agent's credentials propagate) and retried every polling interval on
 //! a new connection, which is how the agent rides out a Redis restart.
@@ -97,6 +99,39 @@ async fn accept(agent: &Arc<Agent>, raw: &str) {
             return;
         }
     };
+    let builtin = builtin::is_builtin(&task.action);
+    // Below the limit the context is stored by the task itself, before it
+    // publishes anything, so the loop goes back to the queue without a
+    // round trip; at the limit it is stored first, as the original does,
+    // and the grace period runs.
+    if !builtin && agent.busy_workers() >= agent.cfg.max_concurrency {
+        store_context(agent, &task).await;
+        if overloaded(agent).await {
+            let agent = agent.clone();
+            tokio::spawn(async move { builtin::reject_overloaded(&agent, &task).await });
+            return;
+        }
+        start(agent, task, false);
+    } else {
+        start(agent, task, true);
+    }
+}
+
+/// Register and start a task (storing its context first when `context`).
+fn start(agent: &Arc<Agent>, task: Task, context: bool) {
+    let (generation, cancel) = agent.register(&task.id);
+    let agent = agent.clone();
+    tokio::spawn(async move {
+        if context {
+            store_context(&agent, &task).await;
+        }
+        work(&agent, &task, cancel).await;
+        agent.unregister(&task.id, generation);
+    });
+}
+
+/// `task/<agent-id>/<task-id>/context`: the task as popped, masked, 8 h.
+async fn store_context(agent: &Agent, task: &Task) {
     let set = redis::cmd("set")
         .arg(agent.key(&task.id, "context"))
         .arg(gojson::encode_masked(&task.raw))
@@ -106,17 +141,6 @@ async fn accept(agent: &Arc<Agent>, raw: &str) {
     if let Err(e) = agent.redis.query::<redis::Value>(&set).await {
         log!(ERR, "Context set error: {}", error_text(&e, &agent.cfg.tasks.address));
     }
-    if !builtin::is_builtin(&task.action) && overloaded(agent).await {
-        let agent = agent.clone();
-        tokio::spawn(async move { builtin::reject_overloaded(&agent, &task).await });
-        return;
-    }
-    let (generation, cancel) = agent.register(&task.id);
-    let agent = agent.clone();
-    tokio::spawn(async move {
-        work(&agent, &task, cancel).await;
-        agent.unregister(&task.id, generation);
-    });
 }
 
 async fn work(agent: &Agent, task: &Task, cancel: watch::Receiver<bool>) {
@@ -129,9 +153,6 @@ async fn work(agent: &Agent, task: &Task, cancel: watch::Receiver<bool>) {
 
 /// At the limit, wait the grace period once and check again.
 async fn overloaded(agent: &Agent) -> bool {
-    if agent.busy_workers() < agent.cfg.max_concurrency {
-        return false;
-    }
     tokio::time::sleep(agent.cfg.overload_sleep).await;
     agent.busy_workers() >= agent.cfg.max_concurrency
 }
