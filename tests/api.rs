@@ -309,6 +309,18 @@ fn the_openapi_document_is_generated_and_the_dashboard_is_served() {
     assert!(v["results"].as_array().unwrap().iter().all(|r| r["state"] == "ok" && r["rtt_ms"].is_number()), "{v}");
     let (_, v) = call("GET", &format!("{}/agents", api.base), Some(&token), None);
     assert!(v["agents"][0]["last_seen"].is_string(), "{v}");
+    // Discovery: the hub agents a station has seen, per channel.
+    let (s, v) = call("GET", &format!("{}/discovery", api.base), Some(&token), None);
+    assert_eq!((s, v.clone()), (200, json!({})), "no hub run yet: {v}");
+    std::fs::create_dir_all(f.state.join("hub")).unwrap();
+    std::fs::write(
+        f.state.join("hub/discovery.toml"),
+        "[channel.prod.hub-a1]\ntags = [\"web\"]\nlast_seen = \"2026-11-30T10:00:00Z\"\n",
+    )
+    .unwrap();
+    let (s, v) = call("GET", &format!("{}/discovery", api.base), Some(&token), None);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["prod"]["hub-a1"]["tags"], json!(["web"]), "{v}");
 }
 
 #[test]
