@@ -36,21 +36,31 @@ fn the_printed_relative_config_path_serves_its_actions() {
     assert_eq!(config, "./agent1/agent.toml");
     std::fs::write(f.path("agent1/scripts.conf"), format!("hello = {}\n", script.display())).unwrap();
     let log = std::fs::File::create(f.path("agent1.log")).unwrap();
-    let mut child = Command::new(BIN)
-        .current_dir(f.tmp.path())
-        .args(["agent", "serve", "--config", &config])
-        .env("MUSTER_LOG", "info")
-        .stdin(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    // Killed on drop too, so a failed assertion leaves no agent behind.
+    struct Reaped(std::process::Child);
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Reaped(
+        Command::new(BIN)
+            .current_dir(f.tmp.path())
+            .args(["agent", "serve", "--config", &config])
+            .env("MUSTER_LOG", "info")
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let read_log = || std::fs::read_to_string(f.path("agent1.log")).unwrap_or_default();
     wait_for(15, "the agent to listen", || read_log().contains("listening on"));
     assert!(read_log().contains("(1 action, 1 trusted dispatcher)"), "{}", read_log());
     assert!(!read_log().contains("WARN"), "{}", read_log());
     let run = f.run("rel1", &["--output", "json"], &["hello"]);
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = child.0.kill();
+    let _ = child.0.wait();
     assert_eq!(code(&run), 0, "{}\n{}", stderr(&run), read_log());
     assert!(stdout(&run).contains("hello-from-relative"), "{}", stdout(&run));
     let left: Vec<_> = std::fs::read_dir(f.state.join("locks")).unwrap().flatten().map(|e| e.file_name()).collect();

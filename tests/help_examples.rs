@@ -161,12 +161,15 @@ fn run_once(scene: &Scene, line: &str, state: &Path) {
 fn serve(scene: &Scene, line: &str, ready: Ready) {
     eprintln!("example (serves): {line}");
     let log = scene.fleet.path("server.log");
-    let mut child = scene
-        .command(line, &scene.fleet.state)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    // The example runs under `sh -c`, which may fork it rather than exec
+    // it: give it a process group of its own and stop the whole group.
+    let mut child = std::os::unix::process::CommandExt::process_group(
+        scene.command(line, &scene.fleet.state).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()),
+        0,
+    )
+    .spawn()
+    .unwrap();
+    let group = child.id() as i32;
     let mut ended = None;
     wait_for(Duration::from_secs(20), &format!("`{line}` to be ready"), || {
         if let Ok(Some(s)) = child.try_wait() {
@@ -178,7 +181,8 @@ fn serve(scene: &Scene, line: &str, ready: Ready) {
             Ready::Socket(p) => std::os::unix::net::UnixStream::connect(p).is_ok(),
         }
     });
-    let _ = child.kill();
+    // SAFETY: signalling the process group this test created.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
     let _ = child.wait();
     assert!(
         ended.is_none(),
