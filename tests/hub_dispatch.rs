@@ -120,7 +120,7 @@ fn ctrl_c_cancels_a_hub_run_on_every_agent() {
     }
     f.start_all();
     let t0 = Instant::now();
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("--state-dir")
         .arg(&f.state)
         .args(["run", "all", "--via", "hub", "--no-discovery", "--output", "json", "--", "sleeper"])
@@ -128,11 +128,27 @@ fn ctrl_c_cancels_a_hub_run_on_every_agent() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(Duration::from_secs(10), "three actions to start", || {
-        std::fs::read_dir(&marks).map(|d| d.count()).unwrap_or(0) == 3
+    // Interrupt once the station has seen all three start (over `all`
+    // with no discovery, an agent it has not heard from is no target yet).
+    let stdout_pipe = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stdout_pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    wait_for(Duration::from_secs(10), "the station to see three actions start", || {
+        lines.lock().unwrap().iter().filter(|l| l.contains("\"event\":\"started\"")).count() == 3
     });
+    assert_eq!(std::fs::read_dir(&marks).map(|d| d.count()).unwrap_or(0), 3);
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let mut out = child.wait_with_output().unwrap();
+    reader.join().unwrap();
+    out.stdout = lines.lock().unwrap().iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes();
     assert!(t0.elapsed() < Duration::from_secs(20), "took {:?}", t0.elapsed());
     let e = ends(&out);
     for i in 0..3 {
