@@ -69,6 +69,12 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The mTLS carrier of this state dir, read now (a rotation is picked up).
+fn carrier(app: &App, cfg: &DispatcherConfig) -> Result<crate::transport::tls_carrier::TlsCarrier, ApiError> {
+    crate::transport::tls_carrier::for_state(&app.state_dir, Duration::from_secs(cfg.connect_timeout))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
 fn config(app: &App) -> Result<DispatcherConfig, ApiError> {
     DispatcherConfig::load(&app.state_dir).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
@@ -195,8 +201,7 @@ async fn ping(
         return Err(ApiError::bad("fanout", "fanout must be 1 or more"));
     }
     let resolved = resolve_for(&app, &caller, &body.targets, &body.tags)?;
-    let carrier = crate::transport::tls_carrier::for_state(&app.state_dir, Duration::from_secs(cfg.connect_timeout))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let carrier = carrier(&app, &cfg)?;
     let got = dispatch::ping::ping_all(
         Arc::new(carrier),
         resolved.targets,
@@ -319,8 +324,7 @@ async fn run(
         return Err(ApiError::bad("max_errors", "max_errors must be 1 or more"));
     }
     let resolved = resolve_for(&app, &caller, &body.targets, &body.tags)?;
-    let carrier = crate::transport::tls_carrier::for_state(&app.state_dir, Duration::from_secs(cfg.connect_timeout))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let carrier = carrier(&app, &cfg)?;
     let request_id = crate::hexstr::random(8);
     let plan = Plan {
         request: RunRequest {
@@ -529,8 +533,7 @@ async fn find_run(app: &App, id: &str) -> Result<Value, ApiError> {
     }
     // An asynchronous run: its agents hold the results.
     let cfg = config(app)?;
-    let carrier = crate::transport::tls_carrier::for_state(&app.state_dir, Duration::from_secs(cfg.connect_timeout))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let carrier = carrier(app, &cfg)?;
     let limit = Duration::from_secs(cfg.connect_timeout.max(5));
     let got = dispatch::status::fetch_all(Arc::new(carrier), r.started_targets(), id, cfg.fanout, limit).await;
     let mut view = view_of(&r, None, r.ended.is_some(), live.as_ref().map(|l| l.owner()).as_deref());
@@ -546,24 +549,15 @@ async fn find_run(app: &App, id: &str) -> Result<Value, ApiError> {
             }
         }
         running |= matches!(result.state, EndState::Running { .. });
-        let exit = match &result.state {
-            EndState::Failed { exit, .. } => *exit,
-            EndState::Succeeded => Some(0),
-            _ => None,
-        };
         targets.push(json!({"target": name, "state": result.state.label(), "detail": result.state.to_string(),
-            "exit": exit, "stdout": out, "stderr": err}));
+            "exit": result.state.exit_code(), "stdout": out, "stderr": err}));
     }
     // Targets the dispatch never started keep their recorded end.
     for e in r.results.iter().filter(|e| e.state != "dispatched") {
         targets.push(json!({"target": e.target, "state": e.state, "detail": e.detail, "exit": e.exit}));
     }
-    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-    for t in &targets {
-        *counts.entry(t["state"].as_str().unwrap_or("unknown").to_string()).or_default() += 1;
-    }
+    view["counts"] = json!(super::runs::counts(&targets));
     view["targets"] = json!(targets);
-    view["counts"] = json!(counts);
     view["done"] = json!(!running);
     Ok(view)
 }

@@ -179,10 +179,7 @@ pub fn view_of(
         }
         targets.push(t);
     }
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for t in &targets {
-        *counts.entry(t["state"].as_str().unwrap_or("unknown").to_string()).or_default() += 1;
-    }
+    let counts = counts(&targets);
     json!({
         "request_id": r.request_id,
         "action": r.action,
@@ -198,6 +195,15 @@ pub fn view_of(
         "counts": counts,
         "targets": targets,
     })
+}
+
+/// How many of `targets` (JSON objects with a `state`) are in each state.
+pub fn counts(targets: &[Value]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for t in targets {
+        *counts.entry(t["state"].as_str().unwrap_or("unknown").to_string()).or_default() += 1;
+    }
+    counts
 }
 
 /// The events of a run known only from its record: one `end` per recorded

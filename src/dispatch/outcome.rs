@@ -103,6 +103,16 @@ impl State {
         }
     }
 
+    /// The action's exit code as recorded: 0 for succeeded, the code of a
+    /// failure that has one, else none.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            State::Failed { exit, .. } => *exit,
+            State::Succeeded => Some(0),
+            _ => None,
+        }
+    }
+
     /// The exit-status bit this state contributes.
     pub fn bit(&self) -> u8 {
         match self {

@@ -6,7 +6,7 @@
 //! agents keep the results themselves). Records are pruned after the
 //! retention (`result_retention` in dispatcher.toml, one day).
 
-use super::outcome::{Outcome, State};
+use super::outcome::Outcome;
 use super::plan::Plan;
 use crate::fsutil;
 use crate::transport::carrier::Target;
@@ -87,11 +87,7 @@ impl RunRecord {
                 target: r.name.clone(),
                 state: r.state.label().to_string(),
                 detail: r.state.to_string(),
-                exit: match &r.state {
-                    State::Failed { exit, .. } => *exit,
-                    State::Succeeded => Some(0),
-                    _ => None,
-                },
+                exit: r.state.exit_code(),
             })
             .collect();
     }
