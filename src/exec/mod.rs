@@ -17,3 +17,13 @@ pub mod vspawn;
 
 pub use catalog::{parse_allowlist, Action, AllowEntry, Catalog, CatalogError, CatalogWarning, BUILTINS};
 pub use runner::{Job, Limits};
+
+/// A `#!/bin/sh` script `s` in `dir` running `body`, executable (tests).
+#[cfg(test)]
+pub(crate) fn test_script(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("s");
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}

@@ -336,17 +336,10 @@ impl Drop for Attributes {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_script as script;
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-    use std::path::{Path, PathBuf};
     use tokio::io::AsyncReadExt;
-
-    fn script(dir: &Path, body: &str) -> PathBuf {
-        let p = dir.join("s");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        p
-    }
 
     #[tokio::test]
     async fn command_channel_stdio_environment_and_group() {
