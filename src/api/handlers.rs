@@ -1,6 +1,7 @@
 //! The API's endpoints and their OpenAPI description (utoipa derives it
 //! from the annotations here; `GET /openapi.json` serves it).
 
+use super::bodies::{Page, PingBody, RunBody, RunId, SseFrame, TargetsQuery};
 use super::runs::{recorded_events, view_of, LiveRun};
 use super::{ApiError, ApiJson, App, Caller, ErrorBody};
 use crate::dispatch::outcome::State as EndState;
@@ -13,11 +14,10 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::OpenApi;
 
 /// Longest `wait` a `POST /run` may ask for (seconds).
 pub const MAX_WAIT_S: f64 = 300.0;
@@ -106,18 +106,6 @@ async fn agents(State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({"agents": list, "errors": errors}))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct TargetsQuery {
-    /// `all` or a node set.
-    #[param(min_length = 1)]
-    spec: String,
-    /// Comma-separated tags every target must carry.
-    #[serde(default)]
-    tags: Option<String>,
-}
-
 /// The targets a node set and tags select (the dashboard's preview):
 /// names, their fold, and the names that would not be dialled.
 #[utoipa::path(get, path = "/targets", params(TargetsQuery), security(("bearer" = [])),
@@ -137,22 +125,6 @@ async fn targets(
     let names: Vec<String> = r.targets.iter().map(|t| t.name.clone()).collect();
     let missing: Vec<String> = r.missing.iter().map(|(n, _)| n.clone()).collect();
     Ok(Json(json!({"targets": names, "folded": crate::dispatch::nodeset::fold(&names), "missing": missing})))
-}
-
-/// `POST /ping` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PingBody {
-    /// `all` or a node set of registered agents.
-    #[schema(min_length = 1)]
-    pub targets: String,
-    /// Keep agents carrying every one of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Agents pinged at once (default: the dispatcher's fan-out).
-    #[serde(default)]
-    #[schema(minimum = 1)]
-    pub fanout: Option<usize>,
 }
 
 /// The targets `spec` and `tags` select, checked against the caller's
@@ -228,45 +200,6 @@ async fn ping(
     }
     app.metrics.reachable.set(reachable);
     Ok(Json(json!({"results": out})))
-}
-
-/// `POST /run` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RunBody {
-    /// `all` or a node set of registered agents, e.g. `web[01-03],db1`.
-    #[schema(min_length = 1)]
-    pub targets: String,
-    /// Keep agents carrying every one of these tags.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// The action's name in each agent's allowlist.
-    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
-    pub action: String,
-    /// Arguments passed to the action.
-    #[serde(default)]
-    pub args: Vec<String>,
-    /// Seconds each target may run (default: the dispatcher's).
-    #[serde(default)]
-    #[schema(exclusive_minimum = 0.0, maximum = 1e9)]
-    pub timeout: Option<f64>,
-    /// Targets run at once (default: the dispatcher's fan-out).
-    #[serde(default)]
-    #[schema(minimum = 1)]
-    pub fanout: Option<usize>,
-    /// Stop starting targets after this many failures.
-    #[serde(default)]
-    #[schema(minimum = 1)]
-    pub max_errors: Option<usize>,
-    /// Seconds to wait for the end before answering 202 (0 to 300).
-    #[serde(default)]
-    #[schema(minimum = 0.0, maximum = 300.0)]
-    pub wait: Option<f64>,
-    /// Asynchronous, as `muster run --async`: the agents keep running the
-    /// action and its result after the dispatch ends; `GET /status/{id}`
-    /// asks them for it.
-    #[serde(default, rename = "async")]
-    pub detach: bool,
 }
 
 fn seconds(field: &str, v: f64, max: f64) -> Result<Duration, ApiError> {
@@ -435,20 +368,6 @@ async fn drive(
     live.finish(record);
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    /// 1-based page number.
-    #[serde(default)]
-    #[param(minimum = 1)]
-    page: Option<usize>,
-    /// Runs per page (1 to 500, default 50).
-    #[serde(default)]
-    #[param(minimum = 1, maximum = 500)]
-    per_page: Option<usize>,
-}
-
 /// Runs recorded in the state dir (CLI, API and console runs), newest
 /// first, paged.
 #[utoipa::path(get, path = "/runs", params(Page), security(("bearer" = [])),
@@ -487,27 +406,6 @@ async fn runs_list(
         })
         .collect();
     Ok(Json(json!({"runs": runs, "total": total, "page": page, "per_page": per_page})))
-}
-
-/// One Server-Sent Event of `GET /runs/{id}/events`: `id` counts from 1,
-/// `event` is `started`, `output`, `end` or `done`, `data` is the event's
-/// JSON object (as `muster run --output json` prints it).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct SseFrame {
-    pub id: String,
-    pub event: String,
-    pub data: String,
-}
-
-/// A request id in a path.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Path)]
-#[allow(dead_code)]
-struct RunId {
-    /// 16 lowercase hex digits.
-    #[param(pattern = "^[0-9a-f]{16}$")]
-    id: String,
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {

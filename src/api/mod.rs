@@ -14,6 +14,7 @@
 //! fault it is. Endpoints: docs/api.md, and `GET /openapi.json`
 //! (generated from this code by utoipa).
 
+pub mod bodies;
 pub mod dashboard;
 pub mod handlers;
 pub mod metrics;
