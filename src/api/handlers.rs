@@ -72,7 +72,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// The mTLS carrier of this state dir, read now (a rotation is picked up).
 fn carrier(app: &App, cfg: &DispatcherConfig) -> Result<crate::transport::tls_carrier::TlsCarrier, ApiError> {
     crate::transport::tls_carrier::for_state(&app.state_dir, Duration::from_secs(cfg.connect_timeout))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 fn config(app: &App) -> Result<DispatcherConfig, ApiError> {

@@ -24,18 +24,29 @@ pub struct TlsCarrier {
     pub revoked: HashSet<String>,
 }
 
+/// Why the carrier of a state dir cannot be set up: a file of the
+/// dispatcher's identity or the CA (named in the message), or the TLS
+/// configuration made from them.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
 /// The carrier of the dispatcher whose state is in `state`: its
 /// certificate and key, the CA, and the revoked serials, read now (so a
-/// rotation is picked up by the next run). Errors name the file at fault.
-pub fn for_state(state: &Path, connect_timeout: Duration) -> Result<TlsCarrier, String> {
-    let me = crate::pki::load_dispatcher(state).map_err(|e| e.to_string())?;
-    let ca = crate::pki::load_certs(&state.join("ca").join("ca.crt")).map_err(|e| e.to_string())?;
+/// rotation is picked up by the next run).
+pub fn for_state(state: &Path, connect_timeout: Duration) -> Result<TlsCarrier, SetupError> {
+    let me = crate::pki::load_dispatcher(state)?;
+    let ca = crate::pki::load_certs(&state.join("ca").join("ca.crt"))?;
     let identity = tls::Identity {
-        certs: crate::pki::parse_certs_pem(&me.cert_pem).map_err(|e| e.to_string())?,
-        key: crate::pki::parse_key_pem(&me.key_pem).map_err(|e| e.to_string())?,
+        certs: crate::pki::parse_certs_pem(&me.cert_pem)?,
+        key: crate::pki::parse_key_pem(&me.key_pem)?,
     };
     Ok(TlsCarrier {
-        config: tls::client_config(&ca, identity).map_err(|e| e.to_string())?,
+        config: tls::client_config(&ca, identity)?,
         dispatcher_id: me.id,
         connect_timeout,
         max_frame: crate::protocol::DEFAULT_MAX_FRAME,
