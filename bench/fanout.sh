@@ -2,7 +2,10 @@
 # Fan-out benchmark: N real agent processes on loopback (distinct
 # 127.10.x.y addresses), `muster run all -- true` timed over several runs.
 # Prints one JSON line per N: wall seconds (median/min/max), dispatcher CPU
-# seconds (median), agent idle RSS in KiB (median/max).
+# seconds (median), agent idle RSS in KiB (median/max) before the timed runs
+# and after them, and the spawn floor of the same run: N × fork+exec of
+# /bin/true from 2 shells at once (what the agents' own `true` costs, with
+# no TLS and no dispatcher), with the median wall as a multiple of it.
 #   bash bench/fanout.sh            # N = 100 and 1000, 5 runs each
 #   RUNS=3 bash bench/fanout.sh 10 100
 set -euo pipefail
@@ -51,6 +54,8 @@ for n in "${SIZES[@]}"; do
     "$BIN" --state-dir "$state" ping all >/dev/null 2>&1 && break
     sleep 0.2
   done
+  sleep 1
+  rss_before=$(for p in "${pids[@]}"; do awk '/^VmRSS/ {print $2}' "/proc/$p/status"; done | stats)
   walls=(); cpus=()
   "$BIN" --state-dir "$state" run all --output json -- true >/dev/null 2>&1 || true   # warm-up
   for _ in $(seq 1 "$RUNS"); do
@@ -66,6 +71,14 @@ for n in "${SIZES[@]}"; do
   read -r wmed wmin wmax <<<"$(printf '%s\n' "${walls[@]}" | stats)"
   read -r cmed _ _ <<<"$(printf '%s\n' "${cpus[@]}" | stats)"
   read -r rmed _ rmax <<<"$rss"
-  printf '{"bench":"fanout","agents":%d,"runs":%d,"wall_s":{"median":%s,"min":%s,"max":%s},"dispatcher_cpu_s":%s,"agent_idle_rss_kib":{"median":%s,"max":%s}}\n' \
-    "$n" "$RUNS" "$wmed" "$wmin" "$wmax" "$cmed" "$rmed" "$rmax"
+  read -r bmed _ bmax <<<"$rss_before"
+  f0=$(date +%s%N)
+  floor_pids=()
+  for _ in 1 2; do (for _ in $(seq 1 $((n / 2))); do /bin/true; done) & floor_pids+=($!); done
+  wait "${floor_pids[@]}"
+  f1=$(date +%s%N)
+  floor=$(awk -v a="$f0" -v b="$f1" 'BEGIN{printf "%.3f", (b-a)/1e9}')
+  ratio=$(awk -v w="$wmed" -v f="$floor" 'BEGIN{printf "%.2f", w/f}')
+  printf '{"bench":"fanout","agents":%d,"runs":%d,"wall_s":{"median":%s,"min":%s,"max":%s},"dispatcher_cpu_s":%s,"spawn_floor_s":%s,"wall_over_floor":%s,"agent_idle_rss_kib":{"before_runs":{"median":%s,"max":%s},"after_runs":{"median":%s,"max":%s}}}\n' \
+    "$n" "$RUNS" "$wmed" "$wmin" "$wmax" "$cmed" "$floor" "$ratio" "$bmed" "$bmax" "$rmed" "$rmax"
 done

@@ -10,6 +10,7 @@ mod files;
 mod generate;
 mod help;
 mod hub;
+mod lean;
 mod nodeset;
 mod pair;
 mod requests;
@@ -300,15 +301,19 @@ pub enum CaCmd {
     },
 }
 
+/// `muster agent serve` arguments.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// The agent's config file (TOML; see examples/agent.toml)
+    #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AgentCmd {
     /// Serve actions over mutual TLS
     #[command(after_help = help::AGENT_SERVE)]
-    Serve {
-        /// The agent's config file (TOML; see examples/agent.toml)
-        #[arg(long, value_name = "FILE", default_value = "/etc/muster/agent.toml")]
-        config: PathBuf,
-    },
+    Serve(ServeArgs),
     /// Ask a dispatcher for a certificate (pairing on port 7444) and write the agent's directory
     #[command(after_help = help::AGENT_PAIR)]
     Pair(pair::AgentPairArgs),
@@ -548,6 +553,9 @@ fn ping_args(
 /// Parse the command line, run it, return the exit status. Usage errors
 /// exit 1 like every setup error (2 is the "agents missing" bit).
 pub fn main() -> ExitCode {
+    if let Some(code) = lean::start() {
+        return code;
+    }
     let cli = match command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
@@ -583,7 +591,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { agents } => crate::demo::run(agents),
         Command::Ca(c) => admin::ca(&state, c),
-        Command::Agent(AgentCmd::Serve { config }) => admin::agent_serve(&config),
+        Command::Agent(AgentCmd::Serve(a)) => admin::agent_serve(&a.config),
         Command::Agent(AgentCmd::Pair(a)) => pair::agent_pair(a),
         Command::Agent(AgentCmd::Stdio { config, max_concurrent }) => {
             admin::agent_stdio(config.as_deref(), max_concurrent)
@@ -627,6 +635,11 @@ pub fn main() -> ExitCode {
             })
             .map_err(|e| anyhow::anyhow!(e)),
     };
+    finish(result)
+}
+
+/// A command's exit status: its own, or 1 after printing its error.
+fn finish(result: anyhow::Result<u8>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
