@@ -158,3 +158,57 @@ fn a_waiter_starts_promptly_when_the_slot_is_released() {
     // A wake-up, not the 2 s safety net: well under a second.
     assert!(gap_ms < 700, "the waiter started {gap_ms} ms after the release");
 }
+
+/// A reply pushed while Redis stalls (a pause longer than the Redis
+/// client's default 500 ms answer timeout) and while the agent's command
+/// connection is killed is delivered once Redis is back, not lost.
+#[test]
+fn replies_survive_a_stalled_redis_and_a_dropped_connection() {
+    let mut f = HubFleet::new();
+    let d = f.tmp.path().to_path_buf();
+    let s = f.script("t", &format!("touch {}/started; sleep 1; echo fine", d.display()));
+    f.add("a1", &[], &[("t", &s)], "");
+    f.start_all();
+    let station = std::process::Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "all", "--via", "hub", "--reply-wait", "30", "--no-discovery"])
+        .args(["--expect", "1", "--output", "json", "--", "t"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !d.join("started").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(15), "the action never started: {}", f.log(0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Writes wait 4 s: the action's last reply is pushed meanwhile.
+    assert!(f.redis.cli(&["CLIENT", "PAUSE", "4000", "WRITE"]).contains("OK"));
+    // Once that push is waiting, drop the agent's command connection (the
+    // only client with a postponed `rpush`; the station waits in `blpop`).
+    let t1 = Instant::now();
+    let pushing = loop {
+        let ids: Vec<String> = f
+            .redis
+            .cli(&["CLIENT", "LIST"])
+            .lines()
+            .filter(|l| l.contains("cmd=rpush"))
+            .filter_map(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")).map(str::to_string))
+            .collect();
+        if !ids.is_empty() {
+            break ids;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(3), "no push waited: {}", f.redis.cli(&["CLIENT", "LIST"]));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for id in pushing {
+        f.redis.cli(&["CLIENT", "KILL", "ID", &id]);
+    }
+    let out = station.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), f.log(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fine"), "{text}");
+    assert_eq!(ends(&out).len(), 1);
+    assert!(f.log(0).contains("trying again"), "the dropped push was not retried: {}", f.log(0));
+}

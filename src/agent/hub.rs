@@ -36,6 +36,18 @@ const MAX_STOPPED: usize = 1024;
 /// How long a command may wait for its sequence number to be durable.
 const DURABLE_WAIT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest pause between two tries of a reply push.
+const PUSH_BACKOFF: Duration = Duration::from_secs(2);
+/// How long one command on the agent's command connection may wait for
+/// Redis's answer. The client's default (500 ms) is shorter than a busy
+/// Redis takes to answer a burst of thousands of agents' replies, and a
+/// timed-out push used to lose its replies.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The settings of an agent's command connection (reply pushes, slots).
+fn command_connection() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
 
 pub struct HubAgent {
     pub(super) agent: Arc<Agent>,
@@ -118,7 +130,9 @@ impl HubAgent {
         let client = self.cfg.redis.client()?;
         let mut pubsub = client.get_async_pubsub().await.map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
         pubsub.subscribe(topic).await.map_err(|e| format!("cannot subscribe to {topic} at {url}: {e}"))?;
-        let conn = ConnectionManager::new(client).await.map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        let conn = ConnectionManager::new_with_config(client, command_connection())
+            .await
+            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
         tracing::info!("hub: {} subscribed to {topic} at {url}", self.identity);
         *backoff = Duration::from_millis(100);
         let mut stream = pubsub.into_on_message();
@@ -365,6 +379,38 @@ async fn renew(slot: Slot, mut conn: ConnectionManager) {
     }
 }
 
+/// Push one batch of sealed replies, trying again (100 ms doubling to 2 s)
+/// while Redis refuses, times out or is away, for as long as the reply
+/// list lives ([`REPLY_TTL`]); later messages wait, so order is kept. A
+/// batch sent twice (its first answer timed out after Redis ran it) is
+/// harmless: the station drops replies whose sequence it has seen.
+async fn push_until_done(pipe: &redis::Pipeline, reply_to: &str, conn: &mut ConnectionManager) {
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        match pipe.query_async::<()>(conn).await {
+            Ok(()) if tries > 1 => {
+                tracing::info!("hub: pushed replies to {reply_to} after {tries} tries");
+                return;
+            }
+            Ok(()) => return,
+            Err(e) if started.elapsed() + backoff > REPLY_TTL => {
+                tracing::error!("hub: gave up pushing replies to {reply_to} after {tries} tries: {e}");
+                return;
+            }
+            Err(e) => {
+                if tries == 1 {
+                    tracing::warn!("hub: cannot push replies to {reply_to}: {e}; trying again");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(PUSH_BACKOFF);
+            }
+        }
+    }
+}
+
 /// Seal each message and push it (batched) to the reply list, with a TTL.
 pub async fn push_replies(
     mut rx: mpsc::Receiver<Message>,
@@ -394,9 +440,7 @@ pub async fn push_replies(
             }
         }
         pipe.pexpire(&cmd.reply_to, i64::try_from(REPLY_TTL.as_millis()).unwrap_or(i64::MAX)).ignore();
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
-            tracing::warn!("hub: cannot push replies to {}: {e}", cmd.reply_to);
-        }
+        push_until_done(&pipe, &cmd.reply_to, &mut conn).await;
     }
 }
 
