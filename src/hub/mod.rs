@@ -2,7 +2,8 @@
 //! broadcasts commands signed and sealed end to end through a Redis server
 //! that sees only sealed bytes; agents that match run them and push sealed
 //! replies to a per-command list). `keys` writes and reads the key pairs,
-//! `config` holds settings and Redis names, `throttle` the hub-wide run
+//! `config` holds settings and Redis names, `conn` the connections
+//! (one server, Sentinel or Cluster alike), `throttle` the hub-wide run
 //! slots, `discovery` the agents a station has seen before. The sides
 //! themselves live with their roles: the station is a broadcast carrier
 //! (`transport::hub`), the subscriber a front door of the agent
@@ -10,6 +11,7 @@
 //! either side.
 
 pub mod config;
+pub mod conn;
 pub mod discovery;
 pub mod keys;
 pub mod throttle;
