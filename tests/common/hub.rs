@@ -21,6 +21,8 @@ pub struct HubFleet {
     pub state: PathBuf,
     pub keys: PathBuf,
     pub agents: Vec<HubAgent>,
+    /// The `[hub]` lines naming Redis, in agent.toml and dispatcher.toml.
+    pub redis_conf: String,
 }
 
 pub const CHANNEL: &str = "test";
@@ -33,6 +35,13 @@ pub fn keygen(kind: &str, out: &Path) {
 impl HubFleet {
     pub fn new() -> HubFleet {
         let redis = Redis::start();
+        let conf = format!("url = {:?}\n", redis.url());
+        HubFleet::with(redis, conf)
+    }
+
+    /// A fleet whose configs name Redis with `redis_conf` (Sentinel or
+    /// Cluster settings); `redis` is the server the test watches.
+    pub fn with(redis: Redis, redis_conf: String) -> HubFleet {
         let tmp = tempfile::tempdir().unwrap();
         let state = tmp.path().join("station");
         let keys = tmp.path().join("keys");
@@ -41,9 +50,9 @@ impl HubFleet {
         std::fs::create_dir_all(state.join("hub")).unwrap();
         std::fs::copy(keys.join("station.key"), state.join("hub/station.key")).unwrap();
         std::fs::copy(keys.join("network.pub"), state.join("hub/network.pub")).unwrap();
-        let conf = format!("[hub]\nurl = {:?}\nchannel = {CHANNEL:?}\nidentity = \"station1\"\n", redis.url());
+        let conf = format!("[hub]\n{redis_conf}channel = {CHANNEL:?}\nidentity = \"station1\"\n");
         std::fs::write(state.join("dispatcher.toml"), conf).unwrap();
-        HubFleet { redis, tmp, state, keys, agents: Vec::new() }
+        HubFleet { redis, tmp, state, keys, agents: Vec::new(), redis_conf }
     }
 
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
@@ -59,8 +68,8 @@ impl HubFleet {
         let conf: String = allow.iter().map(|(n, p)| format!("{n} = {}\n", p.display())).collect();
         std::fs::write(dir.join("scripts.conf"), conf).unwrap();
         let toml = format!(
-            "name = {name:?}\nstate_dir = \".\"\ntls = false\ntags = {tags:?}\n{extra}\n[hub]\nurl = {:?}\nchannel = {CHANNEL:?}\nstation_key = {:?}\nnetwork_key = {:?}\n",
-            self.redis.url(),
+            "name = {name:?}\nstate_dir = \".\"\ntls = false\ntags = {tags:?}\n{extra}\n[hub]\n{}channel = {CHANNEL:?}\nstation_key = {:?}\nnetwork_key = {:?}\n",
+            self.redis_conf,
             self.keys.join("station.pub").display().to_string(),
             self.keys.join("network.key").display().to_string(),
         );
@@ -74,6 +83,13 @@ impl HubFleet {
         a.child = Some(spawn_agent(&a.dir));
     }
 
+    /// Start every agent, without waiting for their subscriptions.
+    pub fn start_each(&mut self) {
+        for i in 0..self.agents.len() {
+            self.start(i);
+        }
+    }
+
     /// Start every agent and wait until each is subscribed.
     pub fn start_all(&mut self) {
         for i in 0..self.agents.len() {
@@ -84,18 +100,26 @@ impl HubFleet {
 
     /// Wait until the request topic has `n` subscribers.
     pub fn wait_subscribed(&self, n: usize) {
-        let t0 = Instant::now();
-        loop {
-            let out = self.redis.cli(&["PUBSUB", "NUMSUB", &format!("muster/{CHANNEL}/requests")]);
-            let count: usize = out.lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0);
-            if count >= n {
-                return;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(20), "only {count} of {n} agents subscribed");
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        wait_subscribed_on(&self.redis, "NUMSUB", n)
     }
+}
 
+/// Wait until the request topic has `n` subscribers on `server`
+/// (`how`: NUMSUB, or SHARDNUMSUB for sharded pub/sub).
+pub fn wait_subscribed_on(server: &Redis, how: &str, n: usize) {
+    let t0 = Instant::now();
+    loop {
+        let out = server.cli(&["PUBSUB", how, &format!("muster/{CHANNEL}/requests")]);
+        let count: usize = out.lines().nth(1).and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+        if count >= n {
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "only {count} of {n} agents subscribed on {}", server.port);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+impl HubFleet {
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.agents[i].dir.join("agent.log")).unwrap_or_default()
     }

@@ -1,0 +1,180 @@
+//! Hub on Redis Sentinel and Redis Cluster (real servers on loopback):
+//! agents and station find the primary through three sentinels, a run in
+//! flight when the primary dies ends honestly, and a run after the failover
+//! loses no reply; on a three-primary cluster the command goes by sharded
+//! pub/sub to the shard owning the topic only, and `--fanout` throttles.
+//! Bad Sentinel and Cluster settings are clear errors.
+
+mod common;
+#[path = "common/hub.rs"]
+mod hubfleet;
+#[path = "common/redis.rs"]
+mod redis;
+
+use common::{code, ends, max_overlap, stderr, stdout};
+use hubfleet::{wait_subscribed_on, HubFleet, CHANNEL};
+use redis::{cluster_create, cluster_node, cluster_owner, cluster_stat, poll, Redis, SentinelSet, SENTINEL_MASTER};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn toml_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))
+}
+
+#[test]
+fn sentinel_failover_mid_run_is_reported_and_the_next_run_loses_no_reply() {
+    let primary = Redis::start();
+    let set = SentinelSet::start(&primary);
+    // Agents use the list form; the station the URL form, by flag.
+    let conf = format!("sentinels = {}\nmaster = {SENTINEL_MASTER:?}\n", toml_list(&set.addresses()));
+    let url = format!("redis+sentinel://{}/{SENTINEL_MASTER}", set.addresses().join(","));
+    let mut f = HubFleet::with(primary, conf);
+    let marks = f.tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let who = f.script("who", "echo $MUSTER_AGENT");
+    let slow = f.script("slow", &format!("touch {}/$MUSTER_AGENT; sleep 5; echo done", marks.display()));
+    for i in 0..3 {
+        f.add(&format!("s{i}"), &[], &[("who", &who), ("slow", &slow)], "");
+    }
+    f.start_all();
+    let opts = ["--redis", url.as_str(), "--output", "json", "--no-discovery", "--expect", "3"];
+    let out = f.run("all", &opts, &["who"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 3, "{}", stdout(&out));
+
+    // A run in flight when the primary dies (killed by pid).
+    let station = Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "s[0-2]", "--via", "hub"])
+        .args(opts)
+        .args(["--reply-wait", "20", "--", "slow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll(Duration::from_secs(10), "every agent starts the slow action", || {
+        (0..3).all(|i| marks.join(format!("s{i}")).exists())
+    });
+    let killed = Instant::now();
+    f.redis.kill();
+    let out = station.wait_with_output().unwrap();
+    let ended = killed.elapsed();
+    assert!(ended < Duration::from_secs(5), "the station ended {ended:?} after the primary died");
+    assert_ne!(code(&out), 0, "{}", stderr(&out));
+    let e = ends(&out);
+    assert_eq!(e.len(), 3, "{}", stdout(&out));
+    for (name, end) in &e {
+        assert_eq!(end["state"], "lost", "{name}: {end}");
+        assert_eq!(end["reason"], "hub lost", "{name}: {end}");
+        assert!(end["detail"].as_str().unwrap().contains("lost Redis at Sentinel primary"), "{name}: {end}");
+    }
+
+    // The sentinels promote the replica; the agents follow it, and a run
+    // started after the failover gets every agent's reply.
+    let t0 = Instant::now();
+    set.wait_failed_over(Duration::from_secs(20));
+    wait_subscribed_on(&set.replica, "NUMSUB", 3);
+    eprintln!("failover and resubscription took {:?} after the kill", t0.elapsed() + ended);
+    for _ in 0..3 {
+        let out = f.run("all", &opts, &["who"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let e = ends(&out);
+        assert_eq!(e.keys().cloned().collect::<Vec<_>>(), ["s0", "s1", "s2"], "{}", stdout(&out));
+        assert!(e.values().all(|v| v["state"] == "succeeded"), "{}", stdout(&out));
+    }
+    // The config file's form (sentinels + master in dispatcher.toml) works too.
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "3"], &["who"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 3, "{}", stdout(&out));
+}
+
+#[test]
+fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
+    let n0 = cluster_node();
+    let (n1, n2) = (cluster_node(), cluster_node());
+    cluster_create(&[&n0, &n1, &n2]);
+    // Agents and the station's dispatcher.toml name two seeds; the third
+    // node is found through them.
+    let conf = format!("cluster = {}\n", toml_list(&[n0.address(), n1.address()]));
+    let mut f = HubFleet::with(n0, conf);
+    let log = f.tmp.path().join("times.log");
+    let who = f.script("who", "echo $MUSTER_AGENT");
+    let slow = f.script(
+        "slow",
+        &format!("echo start $(date +%s%N) >> {0}\nsleep 0.3\necho end $(date +%s%N) >> {0}", log.display()),
+    );
+    for i in 0..4 {
+        f.add(&format!("c{i}"), &[], &[("who", &who), ("slow", &slow)], "");
+    }
+    f.start_each();
+    let nodes = [&f.redis, &n1, &n2];
+    let topic = format!("muster/{CHANNEL}/requests");
+    let owner = cluster_owner(&nodes, &topic);
+    wait_subscribed_on(owner, "SHARDNUMSUB", 4);
+    // Subscribed by sharded pub/sub on the owning shard only.
+    for n in nodes {
+        let shard = n.cli(&["PUBSUB", "SHARDCHANNELS"]);
+        assert_eq!(shard.contains(&topic), n.port == owner.port, "node {}: {shard:?}", n.port);
+        assert_eq!(n.cli(&["PUBSUB", "CHANNELS"]).trim(), "", "node {} has plain channels", n.port);
+    }
+
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "4"], &["who"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let e = ends(&out);
+    assert_eq!(e.keys().cloned().collect::<Vec<_>>(), ["c0", "c1", "c2", "c3"], "{}", stdout(&out));
+    // The URL form by flag; hub-wide throttling (slot scripts on hash-tagged keys).
+    let url = format!("redis+cluster://{}", n2.address());
+    let opts = ["--redis", url.as_str(), "--fanout", "2", "--output", "json", "--no-discovery", "--expect", "4"];
+    let out = f.run("all", &opts, &["slow"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 4, "{}", stdout(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 8, "{text}");
+    let m = max_overlap(&text);
+    assert!(m <= 2, "{m} ran at once:\n{text}");
+    // SPUBLISH never crossed to another shard (no replicas here, so the
+    // cluster bus carried no publish at all), where PUBLISH reaches every node.
+    for stat in ["cluster_stats_messages_publish_sent", "cluster_stats_messages_publish_received"] {
+        assert_eq!(cluster_stat(&nodes, stat), 0, "{stat}");
+    }
+}
+
+#[test]
+fn bad_sentinel_and_cluster_settings_are_clear_errors() {
+    let f = HubFleet::new();
+    for (url, want) in [
+        ("redis+sentinel://127.0.0.1:1", "needs the master name"),
+        ("redis+sentinel://127.0.0.1:x/m", "is not HOST:PORT (the port is 1 to 65535)"),
+        ("redis+sentinel://u:p@127.0.0.1:1/m", "set user and password in the [hub] section"),
+        ("redis+cluster://127.0.0.1:1/3", "a Redis Cluster has only database 0"),
+        ("redis+cluster://", "no host"),
+        ("memcached://h:1", "unknown scheme memcached://"),
+    ] {
+        let out = f.run("all", &["--redis", url, "--no-discovery"], &["who"]);
+        assert_eq!(code(&out), 1, "{url}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("--redis: {want}")) || stderr(&out).contains(want),
+            "{url}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+    for (lines, want) in [
+        (
+            "url = \"redis://127.0.0.1:1\"\ncluster = [\"127.0.0.1:2\"]",
+            "url and sentinels/master/cluster both name Redis",
+        ),
+        ("sentinels = [\"127.0.0.1:2\"]", "sentinels needs master = \"NAME\""),
+        ("master = \"m\"", "master needs sentinels = [\"HOST:PORT\", ...]"),
+        ("sentinels = [\"a:1\"]\nmaster = \"m\"\ncluster = [\"b:2\"]", "cannot both be set"),
+        ("cluster = [\"[::1\"]", "an IPv6 address needs its closing ]"),
+    ] {
+        std::fs::write(f.state.join("dispatcher.toml"), format!("[hub]\n{lines}\nchannel = \"test\"\n")).unwrap();
+        let out = f.run("all", &["--no-discovery"], &["who"]);
+        assert_eq!(code(&out), 1, "{lines}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("dispatcher.toml") && err.contains(want), "{lines}: {err}");
+    }
+}
