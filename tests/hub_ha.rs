@@ -46,7 +46,8 @@ fn sentinel_failover_mid_run_is_reported_and_the_next_run_loses_no_reply() {
     let station = Command::new(common::BIN)
         .arg("--state-dir")
         .arg(&f.state)
-        .args(["run", "s[0-2]", "--via", "hub"])
+        // s3 does not exist: a named target not heard from when the hub dies.
+        .args(["run", "s[0-3]", "--via", "hub"])
         .args(opts)
         .args(["--reply-wait", "20", "--", "slow"])
         .stdin(Stdio::null())
@@ -64,12 +65,13 @@ fn sentinel_failover_mid_run_is_reported_and_the_next_run_loses_no_reply() {
     assert!(ended < Duration::from_secs(5), "the station ended {ended:?} after the primary died");
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     let e = ends(&out);
-    assert_eq!(e.len(), 3, "{}", stdout(&out));
+    assert_eq!(e.len(), 4, "{}", stdout(&out));
     for (name, end) in &e {
         assert_eq!(end["state"], "lost", "{name}: {end}");
         assert_eq!(end["reason"], "hub lost", "{name}: {end}");
         assert!(end["detail"].as_str().unwrap().contains("lost Redis at Sentinel primary"), "{name}: {end}");
     }
+    assert!(e["s3"]["detail"].as_str().unwrap().contains("no answer read before the carrier broke"), "{}", e["s3"]);
 
     // The sentinels promote the replica; the agents follow it, and a run
     // started after the failover gets every agent's reply.
@@ -88,6 +90,57 @@ fn sentinel_failover_mid_run_is_reported_and_the_next_run_loses_no_reply() {
     let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "3"], &["who"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(ends(&out).len(), 3, "{}", stdout(&out));
+}
+
+/// `muster agent self-check` of agent `i`: (exit code, stdout).
+fn self_check(f: &HubFleet, i: usize) -> (i32, String) {
+    let out = Command::new(common::BIN)
+        .args(["agent", "self-check", "--config"])
+        .arg(f.agents[i].dir.join("agent.toml"))
+        .output()
+        .unwrap();
+    (code(&out), stdout(&out))
+}
+
+#[test]
+fn sentinel_failover_by_command_moves_agents_to_the_new_primary() {
+    let primary = Redis::start();
+    let set = SentinelSet::start(&primary);
+    // Agents use the URL form; the station sentinels + master.
+    let url = format!("redis+sentinel://{}/{SENTINEL_MASTER}", set.addresses().join(","));
+    let mut f = HubFleet::with(primary, format!("url = {url:?}\n"));
+    let station_conf = format!(
+        "[hub]\nsentinels = {}\nmaster = {SENTINEL_MASTER:?}\nchannel = {CHANNEL:?}\n",
+        toml_list(&set.addresses())
+    );
+    std::fs::write(f.state.join("dispatcher.toml"), station_conf).unwrap();
+    let who = f.script("who", "echo $MUSTER_AGENT");
+    for i in 0..3 {
+        f.add(&format!("g{i}"), &[], &[("who", &who)], "");
+    }
+    f.start_all();
+    let (rc, text) = self_check(&f, 0);
+    assert!(rc == 0 && text.contains(&format!("Sentinel primary {SENTINEL_MASTER:?} via")), "{text}");
+    let opts = ["--output", "json", "--no-discovery", "--expect", "3"];
+    let out = f.run("all", &opts, &["who"]);
+    assert_eq!((code(&out), ends(&out).len()), (0, 3), "{}", stderr(&out));
+
+    // A planned failover leaves the old primary up, as a replica: agents
+    // must leave it (they check ROLE) and resubscribe on the new one.
+    assert_eq!(set.sentinels[0].cli(&["SENTINEL", "FAILOVER", SENTINEL_MASTER]).trim(), "OK");
+    set.wait_failed_over(Duration::from_secs(20));
+    wait_subscribed_on(&set.replica, "NUMSUB", 3);
+    poll(Duration::from_secs(10), "agents leave the demoted primary", || {
+        f.redis.cli(&["PUBSUB", "NUMSUB", &format!("muster/{CHANNEL}/requests")]).lines().nth(1) == Some("0")
+    });
+    assert!(f.redis.cli(&["ROLE"]).starts_with("slave"), "the old primary stays up as a replica");
+    for _ in 0..2 {
+        let out = f.run("all", &opts, &["who"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let e = ends(&out);
+        assert_eq!(e.keys().cloned().collect::<Vec<_>>(), ["g0", "g1", "g2"], "{}", stdout(&out));
+        assert!(e.values().all(|v| v["state"] == "succeeded"), "{}", stdout(&out));
+    }
 }
 
 #[test]
@@ -113,6 +166,8 @@ fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
     let topic = format!("muster/{CHANNEL}/requests");
     let owner = cluster_owner(&nodes, &topic);
     wait_subscribed_on(owner, "SHARDNUMSUB", 4);
+    let (rc, text) = self_check(&f, 0);
+    assert!(rc == 0 && text.contains("Redis Cluster via") && text.contains("answers PING"), "{text}");
     // Subscribed by sharded pub/sub on the owning shard only.
     for n in nodes {
         let shard = n.cli(&["PUBSUB", "SHARDCHANNELS"]);
