@@ -194,6 +194,28 @@ fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
     for stat in ["cluster_stats_messages_publish_sent", "cluster_stats_messages_publish_received"] {
         assert_eq!(cluster_stat(&nodes, stat), 0, "{stat}");
     }
+
+    // The shard owning the topic restarts (same node id and slots, from
+    // its nodes.conf): agents subscribe on it again and a run reaches all.
+    let owner_port = owner.port;
+    let (mut n1, mut n2) = (n1, n2);
+    match owner_port {
+        p if p == f.redis.port => f.redis.restart(),
+        p if p == n1.port => n1.restart(),
+        _ => n2.restart(),
+    }
+    let t0 = Instant::now();
+    let nodes = [&f.redis, &n1, &n2];
+    for n in nodes {
+        poll(Duration::from_secs(20), "the cluster is ok again", || {
+            n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+        });
+    }
+    wait_subscribed_on(cluster_owner(&nodes, &topic), "SHARDNUMSUB", 4);
+    eprintln!("shard restart to resubscribed: {:?}", t0.elapsed());
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "4"], &["who"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 4, "{}", stdout(&out));
 }
 
 #[test]
