@@ -256,8 +256,16 @@ impl Hub {
 
     /// Whether `conn` is still on a primary (`ROLE`): false once a
     /// failover made its server a replica, or it stopped answering.
+    /// A server that does not answer within 3 s counts as not.
     pub async fn is_primary(conn: &mut Conn) -> bool {
-        let role: redis::RedisResult<Vec<Value>> = redis::cmd("ROLE").query_async(conn).await;
-        matches!(role.as_deref(), Ok([Value::BulkString(r), ..]) if r == b"master")
+        let role = tokio::time::timeout(CONNECT, redis::cmd("ROLE").query_async::<Vec<Value>>(conn)).await;
+        match role {
+            Ok(Ok(v)) => match v.first() {
+                Some(Value::BulkString(r)) => r == b"master",
+                Some(Value::SimpleString(r)) => r == "master",
+                _ => false,
+            },
+            _ => false,
+        }
     }
 }
