@@ -125,15 +125,22 @@ fn sentinel_failover_by_command_moves_agents_to_the_new_primary() {
     let out = f.run("all", &opts, &["who"]);
     assert_eq!((code(&out), ends(&out).len()), (0, 3), "{}", stderr(&out));
 
-    // A planned failover leaves the old primary up, as a replica: agents
-    // must leave it (they check ROLE) and resubscribe on the new one.
+    // A planned failover leaves the old primary up: agents must leave it
+    // and resubscribe on the new one.
+    let t0 = Instant::now();
     assert_eq!(set.sentinels[0].cli(&["SENTINEL", "FAILOVER", SENTINEL_MASTER]).trim(), "OK");
     set.wait_failed_over(Duration::from_secs(20));
+    let promoted = t0.elapsed();
     wait_subscribed_on(&set.replica, "NUMSUB", 3);
     poll(Duration::from_secs(10), "agents leave the demoted primary", || {
         f.redis.cli(&["PUBSUB", "NUMSUB", &format!("muster/{CHANNEL}/requests")]).lines().nth(1) == Some("0")
     });
-    assert!(f.redis.cli(&["ROLE"]).starts_with("slave"), "the old primary stays up as a replica");
+    eprintln!("SENTINEL FAILOVER: promoted after {promoted:?}, agents moved after {:?}", t0.elapsed());
+    // The sentinels demote the old primary only when they next look at it
+    // (up to 10 s): agents follow the sentinels' announcement instead.
+    let moved = t0.elapsed() - promoted;
+    assert!(moved < Duration::from_secs(5), "agents took {moved:?} after the promotion to move");
+    assert_eq!(f.redis.cli(&["PING"]).trim(), "PONG", "the old primary stays up");
     for _ in 0..2 {
         let out = f.run("all", &opts, &["who"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));

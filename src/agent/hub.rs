@@ -118,9 +118,10 @@ impl HubAgent {
     }
 
     /// Subscribe and serve until the subscription is lost. Under Sentinel
-    /// the primary is looked up again on every call, and checked every
-    /// [`ROLE_CHECK`]: a failover that leaves the old primary up (demoted
-    /// to a replica) ends the call, so the next one follows it.
+    /// the primary is looked up again on every call; the call also ends
+    /// when the sentinels announce that the primary moved, or when its
+    /// server no longer says it is primary (checked every [`ROLE_CHECK`]),
+    /// so a failover that leaves the old primary up is followed too.
     async fn serve_once(self: Arc<Self>, topic: &str, backoff: &mut Duration) -> Result<(), String> {
         let at = self.hub.describe();
         let mut sub = self.hub.subscribe(topic).await?;
@@ -129,11 +130,19 @@ impl HubAgent {
         *backoff = Duration::from_millis(100);
         let mut check = tokio::time::interval(ROLE_CHECK);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut switches = self.hub.switches().await;
         loop {
             tokio::select! {
                 msg = sub.next() => match msg {
                     Some(payload) => self.take(&payload, &conn),
                     None => return Ok(()),
+                },
+                moved = async { switches.as_mut()?.next().await }, if switches.is_some() => match moved {
+                    Some(text) => {
+                        tracing::warn!("hub: the sentinels moved the primary ({text}); following it");
+                        return Ok(());
+                    }
+                    None => switches = None,
                 },
                 _ = check.tick(), if self.hub.is_sentinel() => {
                     if !Hub::is_primary(&mut conn.clone()).await {

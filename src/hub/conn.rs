@@ -6,7 +6,8 @@
 //! of deployment is behind them. Sentinel is asked for the current primary
 //! on every connect (redis-rs checks that the server it names really is a
 //! primary), so a caller that reconnects after an error follows a
-//! failover. On a Cluster, the request topic is a sharded channel
+//! failover; [`Hub::switches`] tells a long-lived subscriber when the
+//! sentinels moved the primary while its old one stays up. On a Cluster, the request topic is a sharded channel
 //! (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): it lives on the shard owning the
 //! topic's hash slot, and redis-rs subscribes again after a disconnect or
 //! a slot move. Everything else keeps `PUBLISH`/`SUBSCRIBE`.
@@ -16,7 +17,7 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Cmd, Pipeline, PushKind, RedisFuture, Value};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -111,6 +112,27 @@ impl Subscription {
     }
 }
 
+/// A sentinel's `+switch-master` announcements for one master.
+pub struct Switches {
+    stream: redis::aio::PubSubStream,
+    /// `<master> `: the announcement is `<master> <old ip> <old port> <new ip> <new port>`.
+    prefix: String,
+}
+
+impl Switches {
+    /// The next announcement that our master moved (its text); `None`
+    /// when the sentinel connection is gone.
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            let m = self.stream.next().await?;
+            let text = String::from_utf8_lossy(m.get_payload_bytes()).into_owned();
+            if text.starts_with(&self.prefix) {
+                return Some(text);
+            }
+        }
+    }
+}
+
 impl Hub {
     /// Check the settings (see [`RedisTarget::deployment`]); connects to nothing.
     pub fn new(target: &RedisTarget) -> Result<Hub, String> {
@@ -148,7 +170,7 @@ impl Hub {
         }
     }
 
-    async fn primary(&self, sentinels: &[Node], master: &str, db: i64) -> Result<redis::Client, String> {
+    fn sentinel_client(&self, sentinels: &[Node], master: &str, db: i64) -> Result<SentinelClient, String> {
         let addrs = sentinels.iter().map(|n| redis::ConnectionAddr::Tcp(n.host.clone(), n.port));
         let mut b = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)
             .map_err(|e| format!("bad Sentinel settings: {e}"))?
@@ -159,7 +181,11 @@ impl Hub {
         if let Some(p) = &self.target.password {
             b = b.set_client_to_redis_password(p);
         }
-        let mut sc = b.build().map_err(|e| format!("bad Sentinel settings: {e}"))?;
+        b.build().map_err(|e| format!("bad Sentinel settings: {e}"))
+    }
+
+    async fn primary(&self, sentinels: &[Node], master: &str, db: i64) -> Result<redis::Client, String> {
+        let mut sc = self.sentinel_client(sentinels, master, db)?;
         tokio::time::timeout(CONNECT * 2, sc.async_get_client())
             .await
             .map_err(|_| format!("{}: no sentinel answered in {}s", self.describe, (CONNECT * 2).as_secs()))?
@@ -250,6 +276,34 @@ impl Hub {
                 let mut conn = self.cluster_conn(b).await?;
                 conn.ssubscribe(topic).await.map_err(failed)?;
                 Ok(Subscription { inner: Inner::Sharded { pushes, _conn: conn } })
+            }
+        }
+    }
+
+    /// Under Sentinel, the sentinels' announcements that our primary moved
+    /// (`+switch-master` naming our master, subscribed on the first
+    /// sentinel that answers): a planned failover leaves the old primary
+    /// up and calling itself primary until the sentinels demote it, up to
+    /// ten seconds later. `None` for other deployments, or when no
+    /// sentinel can be subscribed to (the `ROLE` check still applies).
+    pub async fn switches(&self) -> Option<Switches> {
+        let Deployment::Sentinel { sentinels, master, db } = &self.deployment else { return None };
+        let watch = async {
+            let mut sc = self.sentinel_client(sentinels, master, *db)?;
+            let client = sc.async_get_sentinel_client().await.map_err(|e| e.to_string())?;
+            let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+            pubsub.subscribe("+switch-master").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(pubsub.into_on_message())
+        };
+        match tokio::time::timeout(CONNECT * 2, watch).await {
+            Ok(Ok(stream)) => Some(Switches { stream, prefix: format!("{master} ") }),
+            Ok(Err(e)) => {
+                tracing::warn!("hub: cannot watch the sentinels for failovers ({e}); checking ROLE only");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("hub: no sentinel answered a watch for failovers; checking ROLE only");
+                None
             }
         }
     }
