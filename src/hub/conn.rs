@@ -12,7 +12,7 @@
 //! topic's hash slot, and redis-rs subscribes again after a disconnect or
 //! a slot move. Everything else keeps `PUBLISH`/`SUBSCRIBE`.
 
-use super::config::{Deployment, Node, RedisTarget};
+use super::target::{Deployment, Node, RedisTarget};
 use futures_util::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
