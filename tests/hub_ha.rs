@@ -169,6 +169,8 @@ fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
         f.add(&format!("c{i}"), &[], &[("who", &who), ("slow", &slow)], "");
     }
     f.start_each();
+    // Not started as an agent: its config serves the swarm below.
+    let sw = f.add("sw", &[], &[], "");
     let nodes = [&f.redis, &n1, &n2];
     let topic = format!("muster/{CHANNEL}/requests");
     let owner = cluster_owner(&nodes, &topic);
@@ -201,6 +203,25 @@ fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
     for stat in ["cluster_stats_messages_publish_sent", "cluster_stats_messages_publish_received"] {
         assert_eq!(cluster_stat(&nodes, stat), 0, "{stat}");
     }
+
+    // A swarm of 20 identities under --fanout 3: 20 waiters for 3 slots,
+    // woken through the wake list (BLPOP on a connection of their own).
+    let mut swarm = Command::new(common::BIN)
+        .args(["hub", "swarm", "--count", "20", "--config"])
+        .arg(f.agents[sw].dir.join("agent.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_subscribed_on(owner, "SHARDNUMSUB", 5);
+    let opts = ["--fanout", "3", "--output", "json", "--no-discovery", "--expect", "24"];
+    let out = f.run("all", &opts, &["ping"]);
+    let _ = swarm.kill();
+    let _ = swarm.wait();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let e = ends(&out);
+    assert_eq!(e.len(), 24, "{}", stdout(&out));
+    assert!(e.values().all(|v| v["state"] == "succeeded"), "{}", stdout(&out));
 
     // The shard owning the topic restarts (same node id and slots, from
     // its nodes.conf): agents subscribe on it again and a run reaches all.
