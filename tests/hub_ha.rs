@@ -2,7 +2,8 @@
 //! agents and station find the primary through three sentinels, a run in
 //! flight when the primary dies ends honestly, and a run after the failover
 //! loses no reply; on a three-primary cluster the command goes by sharded
-//! pub/sub to the shard owning the topic only, and `--fanout` throttles.
+//! pub/sub to the shard owning the topic only, `--fanout` throttles, and a
+//! shard lost mid-run is reported as on Sentinel.
 //! Bad Sentinel and Cluster settings are clear errors.
 
 mod common;
@@ -248,6 +249,85 @@ fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
     let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "4"], &["who"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(ends(&out).len(), 4, "{}", stdout(&out));
+}
+
+#[test]
+fn cluster_shard_lost_mid_run_is_reported_and_the_next_run_loses_no_reply() {
+    let n0 = cluster_node();
+    let (mut n1, mut n2) = (cluster_node(), cluster_node());
+    cluster_create(&[&n0, &n1, &n2]);
+    let conf = format!("url = \"redis+cluster://{}\"\n", n0.address());
+    let mut f = HubFleet::with(n0, conf);
+    let marks = f.tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let who = f.script("who", "echo $MUSTER_AGENT");
+    let slow = f.script("slow", &format!("touch {}/$MUSTER_AGENT; sleep 5; echo done", marks.display()));
+    for i in 0..3 {
+        f.add(&format!("k{i}"), &[], &[("who", &who), ("slow", &slow)], "");
+    }
+    f.start_each();
+    let topic = format!("muster/{CHANNEL}/requests");
+    wait_subscribed_on(cluster_owner(&[&f.redis, &n1, &n2], &topic), "SHARDNUMSUB", 3);
+
+    // With --fanout the running agents hold the command's slot set, so
+    // the shard holding the command's keys can be found and killed.
+    let station = Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "all", "--via", "hub", "--fanout", "3", "--reply-wait", "20"])
+        .args(["--output", "json", "--no-discovery", "--expect", "3", "--", "slow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll(Duration::from_secs(10), "every agent starts the slow action", || {
+        (0..3).all(|i| marks.join(format!("k{i}")).exists())
+    });
+    let pattern = format!("muster/{CHANNEL}/replies/*:slots");
+    let holds = |n: &Redis| !n.cli(&["KEYS", &pattern]).trim().is_empty();
+    let killed = Instant::now();
+    let port = if holds(&f.redis) {
+        f.redis.kill();
+        f.redis.port
+    } else if holds(&n1) {
+        n1.kill();
+        n1.port
+    } else {
+        assert!(holds(&n2), "no node holds the command's slot set");
+        n2.kill();
+        n2.port
+    };
+    let out = station.wait_with_output().unwrap();
+    let ended = killed.elapsed();
+    eprintln!("the station ended {ended:?} after the shard {port} died");
+    assert!(ended < Duration::from_secs(10), "the station ended {ended:?} after the shard died");
+    let e = ends(&out);
+    assert_eq!(e.len(), 3, "{}", stdout(&out));
+    for (name, end) in &e {
+        assert_eq!((&end["state"], &end["reason"]), (&"lost".into(), &"hub lost".into()), "{name}: {end}");
+        assert!(end["detail"].as_str().unwrap().contains("lost Redis at Redis Cluster via"), "{name}: {end}");
+    }
+
+    // The shard comes back (same node id and slots, from its nodes.conf);
+    // agents subscribe on the topic's shard again and a new run gets every reply.
+    let t0 = Instant::now();
+    match port {
+        p if p == f.redis.port => f.redis.restart(),
+        p if p == n1.port => n1.restart(),
+        _ => n2.restart(),
+    }
+    let nodes = [&f.redis, &n1, &n2];
+    for n in nodes {
+        poll(Duration::from_secs(20), "the cluster is ok again", || {
+            n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+        });
+    }
+    wait_subscribed_on(cluster_owner(&nodes, &topic), "SHARDNUMSUB", 3);
+    eprintln!("shard restart to resubscribed: {:?}", t0.elapsed());
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "3"], &["who"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).keys().cloned().collect::<Vec<_>>(), ["k0", "k1", "k2"], "{}", stdout(&out));
 }
 
 #[test]
