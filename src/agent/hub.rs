@@ -35,8 +35,11 @@ const MAX_STOPPED: usize = 1024;
 /// How long a command may wait for its sequence number to be durable.
 const DURABLE_WAIT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// How often an agent under Sentinel checks that it is still on the primary.
+/// How often an agent under Sentinel checks that it is still on the
+/// primary: often when it cannot hear the sentinels' announcements, rarely
+/// (a safety net) when it can.
 const ROLE_CHECK: Duration = Duration::from_secs(1);
+const ROLE_CHECK_WATCHED: Duration = Duration::from_secs(10);
 
 pub struct HubAgent {
     pub(super) agent: Arc<Agent>,
@@ -120,7 +123,8 @@ impl HubAgent {
     /// Subscribe and serve until the subscription is lost. Under Sentinel
     /// the primary is looked up again on every call; the call also ends
     /// when the sentinels announce that the primary moved, or when its
-    /// server no longer says it is primary (checked every [`ROLE_CHECK`]),
+    /// server no longer says it is primary (checked every [`ROLE_CHECK`], or
+    /// [`ROLE_CHECK_WATCHED`] while the sentinels are heard),
     /// so a failover that leaves the old primary up is followed too.
     async fn serve_once(self: Arc<Self>, topic: &str, backoff: &mut Duration) -> Result<(), String> {
         let at = self.hub.describe();
@@ -128,9 +132,9 @@ impl HubAgent {
         let conn = self.hub.managed().await?;
         tracing::info!("hub: {} subscribed to {topic} at {at}", self.identity);
         *backoff = Duration::from_millis(100);
-        let mut check = tokio::time::interval(ROLE_CHECK);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut switches = self.hub.switches().await;
+        let mut check = tokio::time::interval(if switches.is_some() { ROLE_CHECK_WATCHED } else { ROLE_CHECK });
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = sub.next() => match msg {
@@ -142,7 +146,11 @@ impl HubAgent {
                         tracing::warn!("hub: the sentinels moved the primary ({text}); following it");
                         return Ok(());
                     }
-                    None => switches = None,
+                    None => {
+                        tracing::warn!("hub: lost the sentinel watched for failovers; checking ROLE every second");
+                        switches = None;
+                        check = tokio::time::interval(ROLE_CHECK);
+                    }
                 },
                 _ = check.tick(), if self.hub.is_sentinel() => {
                     if !Hub::is_primary(&mut conn.clone()).await {
