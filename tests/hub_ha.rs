@@ -228,6 +228,29 @@ fn cluster_broadcast_uses_sharded_pubsub_and_throttles() {
     assert_eq!(e.len(), 24, "{}", stdout(&out));
     assert!(e.values().all(|v| v["state"] == "succeeded"), "{}", stdout(&out));
 
+    // The topic's slot migrates to another shard (the server drops the
+    // shard-channel subscriptions): agents subscribe on the new owner.
+    let slot = owner.cli(&["CLUSTER", "KEYSLOT", &topic]).trim().to_string();
+    let dest = *nodes.iter().find(|n| n.port != owner.port).unwrap();
+    let (from, to) =
+        (owner.cli(&["CLUSTER", "MYID"]).trim().to_string(), dest.cli(&["CLUSTER", "MYID"]).trim().to_string());
+    assert_eq!(owner.cli(&["CLUSTER", "COUNTKEYSINSLOT", &slot]).trim(), "0", "keys to migrate in slot {slot}");
+    assert_eq!(dest.cli(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from]).trim(), "OK");
+    assert_eq!(owner.cli(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to]).trim(), "OK");
+    for n in [dest, owner] {
+        assert_eq!(n.cli(&["CLUSTER", "SETSLOT", &slot, "NODE", &to]).trim(), "OK");
+    }
+    let t0 = Instant::now();
+    poll(Duration::from_secs(10), "every node sees the slot moved", || {
+        std::ptr::eq(cluster_owner(&nodes, &topic), dest)
+    });
+    wait_subscribed_on(dest, "SHARDNUMSUB", 4);
+    eprintln!("slot migration to resubscribed: {:?}", t0.elapsed());
+    let out = f.run("all", &["--output", "json", "--no-discovery", "--expect", "4"], &["who"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 4, "{}", stdout(&out));
+    let owner = dest;
+
     // The shard owning the topic restarts (same node id and slots, from
     // its nodes.conf): agents subscribe on it again and a run reaches all.
     let owner_port = owner.port;

@@ -9,8 +9,10 @@
 //! failover; [`Hub::switches`] tells a long-lived subscriber when the
 //! sentinels moved the primary while its old one stays up. On a Cluster, the request topic is a sharded channel
 //! (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): it lives on the shard owning the
-//! topic's hash slot, and redis-rs subscribes again after a disconnect or
-//! a slot move. Everything else keeps `PUBLISH`/`SUBSCRIBE`.
+//! topic's hash slot. redis-rs subscribes again after a disconnect; when
+//! the slot migrates the server drops the subscription, and the
+//! [`Subscription`] ends so its owner subscribes again on the new owner.
+//! Everything else keeps `PUBLISH`/`SUBSCRIBE`.
 
 use super::target::{Deployment, Node, RedisTarget};
 use futures_util::StreamExt;
@@ -99,13 +101,19 @@ impl Subscription {
             Inner::Plain(s) => s.next().await.map(|m| m.get_payload_bytes().to_vec()),
             Inner::Sharded { pushes, .. } => loop {
                 let push = pushes.recv().await?;
-                if push.kind != PushKind::SMessage {
+                match push.kind {
+                    PushKind::SMessage => {
+                        if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
+                            return Some(payload);
+                        }
+                    }
+                    // We never unsubscribe: the server dropped us because
+                    // the topic's slot moved to another shard, which
+                    // redis-rs does not follow by itself. Subscribe again.
+                    PushKind::SUnsubscribe => return None,
                     // (Re)subscription confirmations and disconnect
-                    // notices: redis-rs subscribes again by itself.
-                    continue;
-                }
-                if let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) {
-                    return Some(payload);
+                    // notices: after a reconnect redis-rs subscribes again.
+                    _ => {}
                 }
             },
         }
