@@ -7,12 +7,12 @@
 //! on every connect (redis-rs checks that the server it names really is a
 //! primary), so a caller that reconnects after an error follows a
 //! failover; [`Hub::switches`] tells a long-lived subscriber when the
-//! sentinels moved the primary while its old one stays up. On a Cluster, the request topic is a sharded channel
-//! (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): it lives on the shard owning the
-//! topic's hash slot. redis-rs subscribes again after a disconnect; when
-//! the slot migrates the server drops the subscription, and the
-//! [`Subscription`] ends so its owner subscribes again on the new owner.
-//! Everything else keeps `PUBLISH`/`SUBSCRIBE`.
+//! sentinels moved the primary while its old one stays up. On a Cluster,
+//! the request topic is a sharded channel (`SPUBLISH`/`SSUBSCRIBE`, Redis
+//! 7) on the shard owning the topic's hash slot. redis-rs subscribes again
+//! after a disconnect; when the slot migrates the server drops the
+//! subscription, and the [`Subscription`] ends so its owner subscribes
+//! again on the new owner. Everything else keeps `PUBLISH`/`SUBSCRIBE`.
 
 use super::target::{Deployment, Node, RedisTarget};
 use futures_util::StreamExt;
