@@ -116,8 +116,11 @@ fn sentinel_failover_by_command_moves_agents_to_the_new_primary() {
     );
     std::fs::write(f.state.join("dispatcher.toml"), station_conf).unwrap();
     let who = f.script("who", "echo $MUSTER_AGENT");
+    let marks = f.tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let slow = f.script("slow", &format!("touch {}/$MUSTER_AGENT; sleep 3; echo done", marks.display()));
     for i in 0..3 {
-        f.add(&format!("g{i}"), &[], &[("who", &who)], "");
+        f.add(&format!("g{i}"), &[], &[("who", &who), ("slow", &slow)], "");
     }
     f.start_all();
     let (rc, text) = self_check(&f, 0);
@@ -127,7 +130,22 @@ fn sentinel_failover_by_command_moves_agents_to_the_new_primary() {
     assert_eq!((code(&out), ends(&out).len()), (0, 3), "{}", stderr(&out));
 
     // A planned failover leaves the old primary up: agents must leave it
-    // and resubscribe on the new one.
+    // and resubscribe on the new one, while a run in flight goes on on the
+    // old primary (its replies pushed there) until the sentinels demote it.
+    let in_flight = Command::new(common::BIN)
+        .arg("--state-dir")
+        .arg(&f.state)
+        .args(["run", "all", "--via", "hub"])
+        .args(opts)
+        .args(["--", "slow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    poll(Duration::from_secs(10), "every agent starts the slow action", || {
+        (0..3).all(|i| marks.join(format!("g{i}")).exists())
+    });
     let t0 = Instant::now();
     // Refused (NOGOODSLAVE) until the sentinel has heard from the replica
     // recently enough; never accepted twice, since an accepted one is OK.
@@ -146,6 +164,10 @@ fn sentinel_failover_by_command_moves_agents_to_the_new_primary() {
     let moved = t0.elapsed() - promoted;
     assert!(moved < Duration::from_secs(5), "agents took {moved:?} after the promotion to move");
     assert_eq!(f.redis.cli(&["PING"]).trim(), "PONG", "the old primary stays up");
+    let out = in_flight.wait_with_output().unwrap();
+    let e = ends(&out);
+    assert_eq!(e.len(), 3, "{}", stdout(&out));
+    assert!(e.values().all(|v| v["state"] == "succeeded"), "the run in flight: {}", stdout(&out));
     for _ in 0..2 {
         let out = f.run("all", &opts, &["who"]);
         assert_eq!(code(&out), 0, "{}", stderr(&out));
