@@ -104,6 +104,11 @@ impl HubFleet {
     }
 }
 
+/// `items` as a TOML array of strings.
+pub fn toml_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", "))
+}
+
 /// Wait until the request topic has `n` subscribers on `server`
 /// (`how`: NUMSUB, or SHARDNUMSUB for sharded pub/sub).
 pub fn wait_subscribed_on(server: &Redis, how: &str, n: usize) {
@@ -133,6 +138,33 @@ impl HubFleet {
 
     pub fn alive(&mut self, i: usize) -> bool {
         matches!(self.agents[i].child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// `muster agent self-check` of agent `i`: (exit code, stdout).
+    pub fn self_check(&self, i: usize) -> (i32, String) {
+        let out = Command::new(BIN)
+            .args(["agent", "self-check", "--config"])
+            .arg(self.agents[i].dir.join("agent.toml"))
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `muster run TARGETS --via hub OPTS -- CMD` in the background, its
+    /// output piped (collect it with `wait_with_output`).
+    pub fn spawn_run(&self, targets: &str, opts: &[&str], cmd: &[&str]) -> Child {
+        Command::new(BIN)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(["run", targets, "--via", "hub"])
+            .args(opts)
+            .arg("--")
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// `muster run TARGETS --via hub OPTS -- CMD`
