@@ -14,12 +14,11 @@ use super::request::{self, Admitted, Claim};
 use super::session::Peer;
 use super::Agent;
 use crate::hub::config::{self, AgentHub, MAX_MESSAGE, REPLY_TTL};
+use crate::hub::conn::{Conn, Hub};
 use crate::hub::throttle::{Acquired, Slot, Waker, LEASE};
 use crate::protocol::envelope::{self, Command, Order, Reply, ReplyBox};
 use crate::protocol::station_guards::StationGuards;
 use crate::protocol::{End, Finished, Message, Refusal, Run};
-use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -38,20 +37,17 @@ const DURABLE_WAIT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest pause between two tries of a reply push.
 const PUSH_BACKOFF: Duration = Duration::from_secs(2);
-/// How long one command on the agent's command connection may wait for
-/// Redis's answer. The client's default (500 ms) is shorter than a busy
-/// Redis takes to answer a burst of thousands of agents' replies, and a
-/// timed-out push used to lose its replies.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The settings of an agent's command connection (reply pushes, slots).
-fn command_connection() -> redis::aio::ConnectionManagerConfig {
-    redis::aio::ConnectionManagerConfig::new().set_response_timeout(Some(RESPONSE_TIMEOUT))
-}
+/// How often an agent under Sentinel checks that it is still on the
+/// primary: often when it cannot hear the sentinels' announcements, rarely
+/// (a safety net) when it can.
+const ROLE_CHECK: Duration = Duration::from_secs(1);
+const ROLE_CHECK_WATCHED: Duration = Duration::from_secs(10);
 
 pub struct HubAgent {
     pub(super) agent: Arc<Agent>,
     pub(super) cfg: AgentHub,
+    /// The hub's Redis (one server, Sentinel or Cluster).
+    pub(super) hub: Hub,
     pub identity: String,
     pub tags: Vec<String>,
     /// Simulated identities answering builtins (swarm mode); empty normally.
@@ -77,7 +73,7 @@ impl HubAgent {
     pub fn new(agent: Arc<Agent>, cfg: AgentHub) -> Result<HubAgent, String> {
         let station = crate::hub::keys::load_station_public(&cfg.station_key)?;
         let network = crate::hub::keys::load_network_secret(&cfg.network_key)?;
-        cfg.redis.client()?;
+        let hub = Hub::new(&cfg.redis).map_err(|e| format!("[hub] {e}"))?;
         let seq_file = agent.cfg.state_dir.join(format!("hub-{}.seq", safe(&cfg.channel)));
         let text = match std::fs::read_to_string(&seq_file) {
             Ok(t) => t,
@@ -95,6 +91,7 @@ impl HubAgent {
             tags: cfg.tags.clone().unwrap_or_else(|| agent.cfg.tags.clone()),
             swarm: Vec::new(),
             agent,
+            hub,
             station,
             network,
             guards: Mutex::new((guards, 0)),
@@ -117,7 +114,7 @@ impl HubAgent {
                 _ = stopping.cancelled() => return,
             };
             match served {
-                Ok(()) => tracing::warn!("hub: lost the connection to {}; reconnecting", self.cfg.redis.url),
+                Ok(()) => tracing::warn!("hub: lost the connection to {}; reconnecting", self.hub.describe()),
                 Err(e) => tracing::warn!("hub: {e}; retrying in {backoff:?}"),
             }
             tokio::time::sleep(backoff).await;
@@ -125,25 +122,50 @@ impl HubAgent {
         }
     }
 
+    /// Subscribe and serve until the subscription is lost. Under Sentinel
+    /// the primary is looked up again on every call; the call also ends
+    /// when the sentinels announce that the primary moved, or when its
+    /// server no longer says it is primary (checked every [`ROLE_CHECK`], or
+    /// [`ROLE_CHECK_WATCHED`] while the sentinels are heard),
+    /// so a failover that leaves the old primary up is followed too.
     async fn serve_once(self: Arc<Self>, topic: &str, backoff: &mut Duration) -> Result<(), String> {
-        let url = &self.cfg.redis.url;
-        let client = self.cfg.redis.client()?;
-        let mut pubsub = client.get_async_pubsub().await.map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
-        pubsub.subscribe(topic).await.map_err(|e| format!("cannot subscribe to {topic} at {url}: {e}"))?;
-        let conn = ConnectionManager::new_with_config(client, command_connection())
-            .await
-            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
-        tracing::info!("hub: {} subscribed to {topic} at {url}", self.identity);
+        let at = self.hub.describe();
+        let mut sub = self.hub.subscribe(topic).await?;
+        let conn = self.hub.managed().await?;
+        tracing::info!("hub: {} subscribed to {topic} at {at}", self.identity);
         *backoff = Duration::from_millis(100);
-        let mut stream = pubsub.into_on_message();
-        while let Some(msg) = stream.next().await {
-            self.take(msg.get_payload_bytes(), &conn);
+        let mut switches = self.hub.switches().await;
+        let mut check = tokio::time::interval(if switches.is_some() { ROLE_CHECK_WATCHED } else { ROLE_CHECK });
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = sub.next() => match msg {
+                    Some(payload) => self.take(&payload, &conn),
+                    None => return Ok(()),
+                },
+                moved = async { switches.as_mut()?.next().await }, if switches.is_some() => match moved {
+                    Some(text) => {
+                        tracing::warn!("hub: the sentinels moved the primary ({text}); following it");
+                        return Ok(());
+                    }
+                    None => {
+                        tracing::warn!("hub: lost the sentinel watched for failovers; checking ROLE every second");
+                        switches = None;
+                        check = tokio::time::interval(ROLE_CHECK);
+                    }
+                },
+                _ = check.tick(), if self.hub.is_sentinel() => {
+                    if !Hub::is_primary(&mut conn.clone()).await {
+                        tracing::warn!("hub: {at} is no longer the primary (a failover?); looking it up again");
+                        return Ok(());
+                    }
+                }
+            }
         }
-        Ok(())
     }
 
     /// Open, verify and dispatch one message, in the subscriber loop.
-    fn take(self: &Arc<Self>, payload: &[u8], conn: &ConnectionManager) {
+    fn take(self: &Arc<Self>, payload: &[u8], conn: &Conn) {
         let (cmd, eph) = match envelope::open_command(&self.network, &self.station, payload, MAX_MESSAGE) {
             Ok(c) => c,
             Err(e) => {
@@ -216,7 +238,7 @@ impl HubAgent {
         run: Run,
         rbox: ReplyBox,
         version: u64,
-        conn: ConnectionManager,
+        conn: Conn,
         _permit: OwnedSemaphorePermit,
     ) {
         let (tx, rx) = mpsc::channel(256);
@@ -275,7 +297,7 @@ impl HubAgent {
         steps: Vec<PathBuf>,
         args: Vec<String>,
         claim: Claim,
-        mut conn: ConnectionManager,
+        mut conn: Conn,
         peer: Peer,
         tx: mpsc::Sender<Message>,
     ) -> Option<(Slot, tokio::task::JoinHandle<()>)> {
@@ -288,14 +310,7 @@ impl HubAgent {
         let wait = Duration::from_millis(cmd.slot_wait_ms).min(Duration::from_secs(86_400));
         let deadline = tokio::time::Instant::now() + wait;
         let cancelled = claim.cancelled();
-        let client = match self.cfg.redis.client() {
-            Ok(c) => c,
-            Err(e) => {
-                request::refuse(&peer, &run, Refusal::Denied(format!("no run slot: {e}")), &tx).await;
-                return None;
-            }
-        };
-        let mut waker = Waker::new(client);
+        let mut waker = Waker::new(self.hub.clone());
         let give_up = || self.is_stopped(&run.request_id) || *cancelled.borrow();
         let got = tokio::select! {
             got = slot.acquire(&mut conn, &mut waker, deadline, give_up) => got,
@@ -372,7 +387,7 @@ async fn until_cancelled(mut cancelled: watch::Receiver<bool>) {
     }
 }
 
-async fn renew(slot: Slot, mut conn: ConnectionManager) {
+async fn renew(slot: Slot, mut conn: Conn) {
     loop {
         tokio::time::sleep(LEASE / 3).await;
         let _ = slot.try_take(&mut conn).await;
@@ -384,7 +399,7 @@ async fn renew(slot: Slot, mut conn: ConnectionManager) {
 /// list lives ([`REPLY_TTL`]); later messages wait, so order is kept. A
 /// batch sent twice (its first answer timed out after Redis ran it) is
 /// harmless: the station drops replies whose sequence it has seen.
-async fn push_until_done(pipe: &redis::Pipeline, reply_to: &str, conn: &mut ConnectionManager) {
+async fn push_until_done(pipe: &redis::Pipeline, reply_to: &str, conn: &mut Conn) {
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(100);
     let mut tries = 0u32;
@@ -418,7 +433,7 @@ pub async fn push_replies(
     cmd: Command,
     identity: String,
     tags: Vec<String>,
-    mut conn: ConnectionManager,
+    mut conn: Conn,
 ) {
     let mut seq = 0u64;
     while let Some(first) = rx.recv().await {

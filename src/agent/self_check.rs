@@ -92,12 +92,15 @@ fn hub_checks(hub: &crate::hub::config::AgentHub) -> Vec<Check> {
         }
         Err(e) => check(false, "hub keys", e),
     });
+    let redis = match crate::hub::conn::Hub::new(&hub.redis) {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(check(false, "redis", format!("[hub] {e}")));
+            return out;
+        }
+    };
     let ping = async {
-        let client = hub.redis.client()?;
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(3)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(3)));
-        let mut c = client.get_multiplexed_async_connection_with_config(&cfg).await.map_err(|e| e.to_string())?;
+        let mut c = redis.dedicated(Some(std::time::Duration::from_secs(3))).await?;
         redis::cmd("PING").query_async::<String>(&mut c).await.map_err(|e| e.to_string())
     };
     let answered = tokio::runtime::Builder::new_current_thread()
@@ -106,8 +109,8 @@ fn hub_checks(hub: &crate::hub::config::AgentHub) -> Vec<Check> {
         .map_err(|e| e.to_string())
         .and_then(|rt| rt.block_on(ping));
     out.push(match answered {
-        Ok(_) => check(true, "redis", format!("{} answers PING", hub.redis.url)),
-        Err(e) => check(false, "redis", format!("{} does not answer: {e}", hub.redis.url)),
+        Ok(_) => check(true, "redis", format!("{} answers PING", redis.describe())),
+        Err(e) => check(false, "redis", format!("{} does not answer: {e}", redis.describe())),
     });
     out
 }

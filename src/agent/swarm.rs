@@ -10,10 +10,10 @@ use super::hub::{push_replies, HubAgent};
 use super::Agent;
 use crate::hub::config;
 use crate::hub::config::AgentHub;
+use crate::hub::conn::Conn;
 use crate::hub::throttle::{Acquired, Slot, Waker};
 use crate::protocol::envelope::{Command, ReplyBox};
 use crate::protocol::{End, Finished, Message, Refusal, Run, Stream};
-use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -33,7 +33,7 @@ impl HubAgent {
         cmd: Command,
         run: Run,
         rbox: ReplyBox,
-        conn: ConnectionManager,
+        conn: Conn,
         _permit: OwnedSemaphorePermit,
     ) {
         let id = run.id;
@@ -73,10 +73,7 @@ impl HubAgent {
                 let (mut messages, mut taken) = (messages, false);
                 if let Some(slot) = &slot {
                     let _ = tx.send(Message::Queued { id }).await;
-                    let got = match me.cfg.redis.client() {
-                        Ok(client) => slot.acquire(&mut conn, &mut Waker::new(client), deadline, || false).await,
-                        Err(e) => Err(redis::RedisError::from(std::io::Error::other(e))),
-                    };
+                    let got = slot.acquire(&mut conn, &mut Waker::new(me.hub.clone()), deadline, || false).await;
                     match got {
                         Ok(Acquired::Taken) => taken = true,
                         Ok(_) => messages = vec![Message::Refused { id, reason: Refusal::Busy { limit: cmd.fanout } }],

@@ -58,10 +58,20 @@ fn prepare(state: &Path, cfg: &DispatcherConfig, a: &RunArgs) -> Result<Prepared
     let channel = a.channel.clone().or_else(|| hub.channel.clone()).ok_or_else(|| {
         anyhow!("no hub channel: pass --channel or set channel in the [hub] section of dispatcher.toml")
     })?;
-    let url = a.redis.clone().or_else(|| Some(hub.redis.url.clone()).filter(|u| !u.is_empty()));
-    let url =
-        url.ok_or_else(|| anyhow!("no Redis URL: pass --redis or set url in the [hub] section of dispatcher.toml"))?;
-    let redis = RedisTarget { url, user: hub.redis.user.clone(), password: hub.redis.password.clone() };
+    let redis = match &a.redis {
+        Some(url) => {
+            let r = RedisTarget::from_url(url, hub.redis.user.clone(), hub.redis.password.clone());
+            r.deployment().map_err(|e| anyhow!("--redis: {}", e.strip_prefix("url: ").unwrap_or(&e)))?;
+            r
+        }
+        None if hub.redis.is_empty() => {
+            return Err(anyhow!(
+                "no Redis: pass --redis or set url (or sentinels + master, or cluster) in the [hub] section of \
+                 dispatcher.toml"
+            ))
+        }
+        None => hub.redis.clone(),
+    };
     let hub_dir = state.join("hub");
     let station_key =
         keys::load_station_secret(&hub.station_key.clone().unwrap_or_else(|| hub_dir.join("station.key")))

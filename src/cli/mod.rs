@@ -136,7 +136,8 @@ pub enum Command {
         /// Hub: channel (default from the [hub] section of dispatcher.toml)
         #[arg(long, value_parser = label)]
         channel: Option<String>,
-        /// Hub: Redis URL (redis://HOST:PORT or rediss:// for TLS), overriding dispatcher.toml
+        /// Hub: Redis URL (redis://HOST:PORT, rediss:// for TLS, redis+sentinel://H:P,H:P/MASTER or
+        /// redis+cluster://H:P,H:P), overriding dispatcher.toml
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
         /// SSH: do not copy the agent to hosts that lack it (they end refused)
@@ -432,7 +433,8 @@ pub struct RunArgs {
     /// Hub: channel (default from the [hub] section of dispatcher.toml)
     #[arg(long, value_parser = label)]
     pub channel: Option<String>,
-    /// Hub: Redis URL (redis://HOST:PORT or rediss:// for TLS), overriding dispatcher.toml
+    /// Hub: Redis URL (redis://HOST:PORT, rediss:// for TLS, redis+sentinel://H:P,H:P/MASTER or
+    /// redis+cluster://H:P,H:P), overriding dispatcher.toml
     #[arg(long, value_name = "URL")]
     pub redis: Option<String>,
     /// Hub: seconds to wait for a first reply (0 = forever)

@@ -9,7 +9,10 @@
 //! ended. Each agent is also bounded by the request timeout + kill grace +
 //! slack from its start. The error budget asks agents still waiting for a
 //! run slot not to start (they end `skipped`); an interrupt broadcasts a
-//! cancel. Required targets that never answered end `unreachable`.
+//! cancel. Required targets that never answered end `unreachable`. When
+//! the carrier breaks mid-run (the hub's Redis went away), every agent
+//! still running and every required target not yet heard from ends `lost`
+//! with the carrier's reason: their answers may exist, unread.
 
 use super::event::{Event, EventKind};
 use super::guard;
@@ -65,6 +68,9 @@ pub async fn run(
     let mut agents: BTreeMap<String, Track> = BTreeMap::new();
     let (mut failures, mut stopped) = (0usize, false);
     let mut cancel_by: Option<Instant> = None;
+    // Why the carrier broke mid-run, if it did: who had not answered by
+    // then may have answered unread.
+    let mut carrier_lost: Option<Reason> = None;
     loop {
         let now = Instant::now();
         // Per-agent bounds: timeout + grace + slack from its start, and
@@ -128,9 +134,10 @@ pub async fn run(
             Ok(a) => a,
             Err(why) => {
                 for (name, t) in agents.iter_mut().filter(|(_, t)| t.state.is_none()) {
-                    t.state = Some(State::Lost(Reason::new("carrier lost", why.detail.clone())));
+                    t.state = Some(State::Lost(why.clone()));
                     end(events, name, t).await;
                 }
+                carrier_lost = Some(why);
                 break;
             }
         };
@@ -158,13 +165,17 @@ pub async fn run(
     for target in &plan.targets {
         if !out.answered.contains_key(&target.name) {
             let waited = t0.elapsed().as_secs_f64();
-            let r = TargetResult::new(
-                &target.name,
-                State::Unreachable(Reason::new(
+            let state = match &carrier_lost {
+                Some(why) => State::Lost(Reason::new(
+                    why.kind.clone(),
+                    format!("no answer read before the carrier broke after {waited:.1}s: {}", why.detail),
+                )),
+                None => State::Unreachable(Reason::new(
                     "did not answer",
                     format!("expected to answer, no answer within {waited:.1}s"),
                 )),
-            );
+            };
+            let r = TargetResult::new(&target.name, state);
             let _ = events.send(Event::end(r.clone())).await;
             out.results.push(r);
         }

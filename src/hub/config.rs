@@ -1,38 +1,14 @@
 //! Hub settings. Agents read a `[hub]` section in agent.toml; stations read
 //! one in `<state>/dispatcher.toml`, overridable by flags. Redis names used
 //! on a channel `C`: the command topic `muster/C/requests`, per-command
-//! reply lists `muster/C/replies/<random>` and slot sets `<reply list>:slots`.
+//! reply lists `muster/C/replies/{<random>}` and slot sets `<reply list>:slots`
+//! (the braces are a Redis Cluster hash tag: one slot for all three keys).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// How to reach Redis.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RedisTarget {
-    /// `redis://host:port/db` or `rediss://` for TLS.
-    pub url: String,
-    pub user: Option<String>,
-    pub password: Option<String>,
-}
-
-impl RedisTarget {
-    /// A client, with user and password applied; errors name the URL.
-    pub fn client(&self) -> Result<redis::Client, String> {
-        let mut info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(self.url.as_str())
-            .map_err(|e| format!("bad Redis URL {:?}: {e}", self.url))?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(u) = &self.user {
-            settings = settings.set_username(u.clone());
-        }
-        if let Some(p) = &self.password {
-            settings = settings.set_password(p.clone());
-        }
-        info = info.set_redis_settings(settings);
-        redis::Client::open(info).map_err(|e| format!("bad Redis URL {:?}: {e}", self.url))
-    }
-}
+pub use super::target::RedisTarget;
 
 /// The `[hub]` section of an agent's config.
 #[derive(Debug, Clone, Deserialize)]
@@ -83,8 +59,11 @@ pub fn requests_topic(channel: &str) -> String {
     format!("muster/{channel}/requests")
 }
 
+/// The reply list of one command. The random part is a hash tag, so the
+/// list, its slot set and wake list share one Redis Cluster hash slot (the
+/// throttle's scripts touch two of them at once).
 pub fn replies_key(channel: &str, nonce_hex: &str) -> String {
-    format!("muster/{channel}/replies/{nonce_hex}")
+    format!("muster/{channel}/replies/{{{nonce_hex}}}")
 }
 
 pub fn slots_key(reply_to: &str) -> String {
@@ -125,5 +104,38 @@ mod tests {
             let e = AgentConfig::parse(&format!("{head}{extra}\n"), Path::new("/")).unwrap_err().to_string();
             assert!(e.starts_with("agent config agent.toml:") && e.contains(want), "{extra}: {e}");
         }
+    }
+
+    use super::{replies_key, slots_key};
+
+    #[test]
+    fn conflicting_hub_settings_fail_as_the_file_is_read() {
+        let head =
+            "name = \"a1\"\nstate_dir = \".\"\n[hub]\nchannel = \"c\"\nstation_key = \"s\"\nnetwork_key = \"n\"\n";
+        for (extra, want) in [
+            ("url = \"redis://h:1\"\nsentinels = [\"h:2\"]\nmaster = \"m\"", "keep one"),
+            ("sentinels = [\"h:2\"]", "sentinels needs master = \"NAME\""),
+            ("master = \"m\"", "master needs sentinels"),
+            ("master = \"a b\"\nsentinels = [\"h:2\"]", "without spaces"),
+            ("cluster = [\"h:2\"]\nmaster = \"m\"\nsentinels = [\"h:3\"]", "cannot both be set"),
+            ("cluster = []\nurl = \"nope://x\"", "unknown scheme nope://"),
+            ("clusters = [\"h\"]", "unknown field `clusters`"),
+        ] {
+            let e = AgentConfig::parse(&format!("{head}{extra}\n"), Path::new("/")).unwrap_err().to_string();
+            assert!(e.starts_with("agent config agent.toml:") && e.contains(want), "{extra}: {e}");
+        }
+        let ok = AgentConfig::parse(&format!("{head}cluster = [\"h:7000\", \"h2\"]\n"), Path::new("/")).unwrap();
+        assert_eq!(ok.hub.unwrap().redis.cluster, ["h:7000", "h2"]);
+        // Nothing set reads fine (a station may take --redis) but names no deployment.
+        let none = AgentConfig::parse(head, Path::new("/")).unwrap();
+        assert!(none.hub.unwrap().redis.deployment().unwrap_err().contains("no Redis set"));
+    }
+
+    #[test]
+    fn a_commands_keys_share_one_cluster_slot() {
+        let r = replies_key("prod", "00ff");
+        assert_eq!(r, "muster/prod/replies/{00ff}");
+        assert_eq!(slots_key(&r), "muster/prod/replies/{00ff}:slots");
+        assert_eq!(crate::hub::throttle::wake_key(&slots_key(&r)), "muster/prod/replies/{00ff}:slots:wake");
     }
 }

@@ -12,7 +12,7 @@
 //! it). A token nobody waits for is harmless: it costs the next waiter one
 //! try.
 
-use redis::aio::ConnectionManager;
+use super::conn::{Conn, Hub};
 use std::time::Duration;
 
 /// A slot lease lasts this long unless renewed.
@@ -45,7 +45,7 @@ impl Slot {
     }
 
     /// Take (or renew) the slot; false when all are taken.
-    pub async fn try_take(&self, conn: &mut ConnectionManager) -> redis::RedisResult<bool> {
+    pub async fn try_take(&self, conn: &mut Conn) -> redis::RedisResult<bool> {
         let got: i64 = self
             .script
             .key(&self.key)
@@ -63,7 +63,7 @@ impl Slot {
     /// `give_up` is checked before every try (a stopped request).
     pub async fn acquire(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         waker: &mut Waker,
         deadline: tokio::time::Instant,
         give_up: impl Fn() -> bool,
@@ -96,7 +96,7 @@ impl Slot {
     /// Give the slot back and wake one waiter (one atomic script: the
     /// lease goes, a token goes on the wake list, which is capped at the
     /// fanout and expires with the request).
-    pub async fn release(&self, conn: &mut ConnectionManager) {
+    pub async fn release(&self, conn: &mut Conn) {
         let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
             .key(&self.key)
             .key(wake_key(&self.key))
@@ -139,16 +139,16 @@ pub enum Acquired {
 /// `BLPOP` fails, the waiter sleeps a short random time instead (the old
 /// polling), so a Redis that refuses `BLPOP` still works.
 pub struct Waker {
-    client: redis::Client,
-    conn: Option<redis::aio::MultiplexedConnection>,
+    hub: Hub,
+    conn: Option<Conn>,
     /// The server answered `BLPOP` with an error (a proxy without blocking
     /// commands, a renamed command, an ACL): poll from then on.
     refused: bool,
 }
 
 impl Waker {
-    pub fn new(client: redis::Client) -> Waker {
-        Waker { client, conn: None, refused: false }
+    pub fn new(hub: Hub) -> Waker {
+        Waker { hub, conn: None, refused: false }
     }
 
     /// Block until a token arrives on `key`, [`SAFETY_NET`] or `limit` passes.
@@ -164,10 +164,7 @@ impl Waker {
             return;
         }
         if self.conn.is_none() {
-            let config = redis::AsyncConnectionConfig::new()
-                .set_response_timeout(Some(limit + Duration::from_secs(3)))
-                .set_connection_timeout(Some(Duration::from_secs(5)));
-            self.conn = self.client.get_multiplexed_async_connection_with_config(&config).await.ok();
+            self.conn = self.hub.dedicated(Some(limit + Duration::from_secs(3))).await.ok();
         }
         let Some(conn) = self.conn.as_mut() else {
             return jitter().await;
@@ -175,7 +172,10 @@ impl Waker {
         let popped: redis::RedisResult<Option<(String, String)>> =
             redis::cmd("BLPOP").arg(key).arg(secs).query_async(conn).await;
         if let Err(e) = popped {
-            if e.code().is_some() {
+            // A server that is failing over or moving slots answers with
+            // an error too: that is worth a new connection, not polling.
+            let passing = matches!(e.code(), Some("READONLY" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN"));
+            if e.code().is_some() && !passing && !e.is_cluster_error() {
                 tracing::warn!("hub: Redis refused BLPOP ({e}); waiting for run slots by polling");
                 self.refused = true;
             } else {

@@ -11,9 +11,9 @@
 
 use super::carrier::{Answer, BoxFuture, Broadcaster, OpenError, Reason, Replies, Scope};
 use crate::hub::config::{self, RedisTarget, MAX_MESSAGE};
+use crate::hub::conn::{Conn, Hub};
 use crate::protocol::envelope::{self, Command, Fresh, Order, ReplyBox};
 use crate::protocol::Run;
-use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,8 +34,19 @@ pub struct HubCarrier {
     pub seq_file: PathBuf,
 }
 
-fn unreachable(url: &str, e: impl std::fmt::Display) -> Reason {
-    Reason::new("hub unreachable", format!("Redis at {url}: {e}"))
+fn unreachable(at: &str, e: impl std::fmt::Display) -> Reason {
+    Reason::new("hub unreachable", format!("Redis at {at}: {e}"))
+}
+
+/// The run's connection broke: what was pushed after that is not read.
+fn lost(at: &str, e: impl std::fmt::Display) -> Reason {
+    Reason::new(
+        "hub lost",
+        format!(
+            "lost Redis at {at} while waiting for replies ({e}); replies not read by then are lost (under Sentinel \
+             or Cluster a failover may be under way: a run started after it is served by the new primary)"
+        ),
+    )
 }
 
 /// The next sequence number: now in microseconds, above the last one used.
@@ -67,7 +78,7 @@ struct Sender {
 
 /// The carrier's parts shared with its open broadcasts.
 struct HubShared {
-    url: String,
+    hub: Hub,
     channel: String,
     identity: String,
     station_key: ed25519_dalek::SigningKey,
@@ -77,7 +88,7 @@ struct HubShared {
 
 impl Sender {
     /// Seal and publish one order; returns the ephemeral secret it used.
-    async fn publish(&self, conn: &mut MultiplexedConnection, order: Order) -> Result<[u8; 32], Reason> {
+    async fn publish(&self, conn: &mut Conn, order: Order) -> Result<[u8; 32], Reason> {
         let c = &self.carrier;
         let fresh = Fresh { ephemeral: random()?, nonce: random()? };
         let seq_file = c.seq_file.clone();
@@ -99,29 +110,28 @@ impl Sender {
         };
         let sealed = envelope::seal_command(&c.station_key, &c.network, &cmd, &fresh)
             .map_err(|e| Reason::new("station error", e.to_string()))?;
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(config::requests_topic(&c.channel))
-            .arg(sealed)
+        let _: i64 = c
+            .hub
+            .publish(&config::requests_topic(&c.channel), &sealed)
             .query_async(conn)
             .await
-            .map_err(|e| unreachable(&c.url, e))?;
+            .map_err(|e| unreachable(c.hub.describe(), e))?;
         Ok(fresh.ephemeral)
     }
 }
 
 impl HubCarrier {
     async fn start(&self, run: &Run, scope: &Scope) -> Result<Box<dyn Replies>, OpenError> {
-        let url = self.redis.url.clone();
-        let client = self.redis.client().map_err(|e| OpenError::Unreachable(unreachable(&url, e)))?;
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(None);
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&cfg)
+        let describe = self.redis.describe();
+        let hub = Hub::new(&self.redis).map_err(|e| OpenError::Unreachable(unreachable(&describe, e)))?;
+        // Reads block up to a second (see `dispatch::broadcast`); the bound
+        // is for a server that stops answering without closing.
+        let mut conn = hub
+            .dedicated(Some(Duration::from_secs(30)))
             .await
-            .map_err(|e| OpenError::Unreachable(unreachable(&url, e)))?;
+            .map_err(|e| OpenError::Unreachable(Reason::new("hub unreachable", e)))?;
         let shared = Arc::new(HubShared {
-            url,
+            hub,
             channel: self.channel.clone(),
             identity: self.identity.clone(),
             station_key: self.station_key.clone(),
@@ -155,7 +165,7 @@ impl Broadcaster for HubCarrier {
 
 /// The answers to one published command.
 struct HubReplies {
-    conn: MultiplexedConnection,
+    conn: Conn,
     rbox: ReplyBox,
     request_id: String,
     sender: Sender,
@@ -168,20 +178,16 @@ struct HubReplies {
 impl HubReplies {
     async fn read(&mut self, limit: Duration) -> Result<Vec<Answer>, Reason> {
         let key = &self.sender.reply_to;
-        let url = &self.sender.carrier.url;
+        let at = self.sender.carrier.hub.describe();
         let first: Option<(String, Vec<u8>)> = redis::cmd("BLPOP")
             .arg(key)
             .arg(limit.as_secs_f64().max(0.01))
             .query_async(&mut self.conn)
             .await
-            .map_err(|e| Reason::new("hub lost", format!("lost Redis at {url}: {e}")))?;
+            .map_err(|e| lost(at, e))?;
         let Some((_, first)) = first else { return Ok(Vec::new()) };
-        let more: Option<Vec<Vec<u8>>> = redis::cmd("LPOP")
-            .arg(key)
-            .arg(BATCH)
-            .query_async(&mut self.conn)
-            .await
-            .map_err(|e| Reason::new("hub lost", format!("lost Redis at {url}: {e}")))?;
+        let more: Option<Vec<Vec<u8>>> =
+            redis::cmd("LPOP").arg(key).arg(BATCH).query_async(&mut self.conn).await.map_err(|e| lost(at, e))?;
         let mut out = Vec::new();
         for bytes in std::iter::once(first).chain(more.unwrap_or_default()) {
             let reply = match self.rbox.open(&self.sender.challenge, &bytes, MAX_MESSAGE) {
