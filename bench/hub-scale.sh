@@ -4,7 +4,9 @@
 #  - AGENTS real hub agents (default 200): Redis memory and connections per
 #    subscribed agent (`INFO memory` used_memory and connected_clients
 #    before and after they subscribe, just after and once Redis has shrunk
-#    the idle clients' buffers), and their idle RSS after a run;
+#    the idle clients' buffers), Redis bytes in and out per agent for one
+#    run of `true` (the command published to each, its replies pushed and
+#    read back), and their idle RSS after a run;
 #  - one swarm process per size in SWARMS (default "10000 50000"), every
 #    identity answering one broadcast of the builtin `ping`: wall, station
 #    CPU and peak RSS, station CPU per reply, Redis bytes in and out per
@@ -81,11 +83,14 @@ mem1=$(info memory used_memory); clients1=$(info clients connected_clients)
 # fleet costs is the settled figure.
 sleep 10
 mem2=$(info memory used_memory)
+i0=$(info stats total_net_input_bytes); o0=$(info stats total_net_output_bytes)
 "$BIN" --state-dir "$state" run all --via hub --no-discovery --expect "$AGENTS" --output json -- true >/dev/null 2>&1
+i1=$(info stats total_net_input_bytes); o1=$(info stats total_net_output_bytes)
 sleep 1
 rss=$(for p in "${pids[@]}"; do awk '/^VmRSS/ {print $2}' "/proc/$p/status"; done | median)
-printf '{"bench":"hub-scale","part":"agents","agents":%d,"redis_bytes_per_agent":{"just_subscribed":%d,"settled":%d},"redis_clients_per_agent":%.1f,"agent_idle_rss_kib_after_run":%s}\n' \
-  "$AGENTS" $(((mem1 - mem0) / AGENTS)) $(((mem2 - mem0) / AGENTS)) "$(awk -v a="$clients0" -v b="$clients1" -v n="$AGENTS" 'BEGIN{print (b-a)/n}')" "$rss"
+printf '{"bench":"hub-scale","part":"agents","agents":%d,"redis_bytes_per_agent":{"just_subscribed":%d,"settled":%d},"redis_clients_per_agent":%.1f,"redis_bytes_per_agent_per_run":{"in":%d,"out":%d},"agent_idle_rss_kib_after_run":%s}\n' \
+  "$AGENTS" $(((mem1 - mem0) / AGENTS)) $(((mem2 - mem0) / AGENTS)) "$(awk -v a="$clients0" -v b="$clients1" -v n="$AGENTS" 'BEGIN{print (b-a)/n}')" \
+  $(((i1 - i0) / AGENTS)) $(((o1 - o0) / AGENTS)) "$rss"
 stop_agents
 
 # Swarms: what one reply costs the station and Redis.

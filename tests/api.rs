@@ -479,3 +479,35 @@ fn an_asynchronous_run_is_collected_from_its_agents_with_get_status() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains(" later"), "{}", stdout(&out));
 }
+
+/// The API resumes TLS sessions with agents it reached before (rustls
+/// keeps them in the process), and a resumed session is held to the
+/// same checks as a full handshake: once the agent stops trusting the
+/// dispatcher's serial, the resumed session is refused.
+#[test]
+fn resumed_sessions_are_checked_like_full_handshakes() {
+    let f = fleet(1);
+    let token = add_token(&f, "ops", &[]);
+    let api = start_api(&f, &[]);
+    let run = || {
+        let body = json!({"targets": "web1", "action": "true", "wait": 10}).to_string();
+        call("POST", &format!("{}/run", api.base), Some(&token), Some(&body))
+    };
+    for _ in 0..2 {
+        let (s, v) = run();
+        assert_eq!((s, v["exit"].as_u64()), (200, Some(0)), "{v}");
+    }
+    wait_for(Duration::from_secs(5), "a resumed session", || f.log(0).contains("resumed a TLS session"));
+    // The agent stops trusting this dispatcher (its map names another).
+    let map = f.agents[0].dir.join("dispatchers");
+    std::fs::write(&map, "abcdef other-dispatcher\n").unwrap();
+    f.signal(0, libc::SIGHUP);
+    wait_for(Duration::from_secs(5), "the reload", || f.log(0).contains("reloaded"));
+    let resumed_before = f.log(0).matches("resumed a TLS session").count();
+    let (s, v) = run();
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["exit"], 16, "a resumed session of an untrusted serial must be refused: {v}");
+    let log = f.log(0);
+    assert!(log.matches("resumed a TLS session").count() > resumed_before, "the refused run did not resume: {log}");
+    assert!(log.contains("not in this agent's trusted-dispatcher map"), "{log}");
+}

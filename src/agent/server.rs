@@ -145,6 +145,9 @@ impl Conn {
             }
         };
         let serial = tls::peer_serial(&stream).unwrap_or_default();
+        if tls::resumed(&stream) {
+            tracing::info!(peer = %addr, serial = %serial, "resumed a TLS session; its serial is checked as on a full handshake");
+        }
         let verdict = agent.trust().check(&serial).map(str::to_string);
         let max = agent.cfg.max_frame;
         let (r, w) = tokio::io::split(stream);

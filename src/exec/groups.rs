@@ -27,7 +27,7 @@ pub fn track(pgid: u32) -> Tracked {
     if let Ok(mut g) = GROUPS.lock() {
         g.insert(pgid);
     }
-    if let (Some(dir), Some(me), Some(leader)) = (JOURNAL.get(), start_time(std::process::id()), start_time(pgid)) {
+    if let (Some(dir), Some(me), Some(leader)) = (JOURNAL.get(), own_start_time(), start_time(pgid)) {
         let p = entry(dir, std::process::id(), pgid);
         if let Err(e) = std::fs::write(&p, format!("{me} {leader}\n")) {
             tracing::warn!("cannot record process group {pgid} in {}: {e}", p.display());
@@ -58,6 +58,12 @@ pub fn start_time(pid: u32) -> Option<u64> {
     // Fields after the parenthesised command: state is field 3, so the
     // start time (field 22) is the 20th.
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process's start time (see [`start_time`]), read once.
+fn own_start_time() -> Option<u64> {
+    static OWN: OnceLock<Option<u64>> = OnceLock::new();
+    *OWN.get_or_init(|| start_time(std::process::id()))
 }
 
 /// Start the on-disk journal in `dir` (created, mode 0700) after killing

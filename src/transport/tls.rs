@@ -82,30 +82,99 @@ fn roots(ca: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
     Ok(store)
 }
 
+/// Sessions kept per client config for resumption.
+const SESSIONS: usize = 4096;
+/// Most client configs (CA and dispatcher identity pairs) kept at once.
+const CONFIGS: usize = 8;
+
 /// Dispatcher side: present `me`, trust agents signed by `ca`.
+///
+/// The config is built once per process for the same CA and identity and
+/// then handed out again, so a long-lived dispatcher (the API, the daemon)
+/// that asks for a config per run still resumes TLS 1.3 sessions with
+/// agents it reached before: rustls resumes only with the very config
+/// (verifier and certificate) a session was made with. A resumed session
+/// keeps the identities it was made with, so a rotated certificate (a
+/// different identity) starts afresh; the agent still checks the serial
+/// of every session, resumed or not. rustls keeps sessions in memory
+/// only, so a one-shot `muster run` never resumes (docs/performance.md).
 pub fn client_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc<ClientConfig>, TlsError> {
-    let cfg = ClientConfig::builder_with_provider(provider())
+    type Built = Vec<(Vec<u8>, Arc<ClientConfig>)>;
+    static BUILT: std::sync::Mutex<Built> = std::sync::Mutex::new(Vec::new());
+    let mut inputs = Vec::new();
+    for der in ca.iter().chain(&me.certs) {
+        inputs.extend_from_slice(&(der.len() as u64).to_be_bytes());
+        inputs.extend_from_slice(der);
+    }
+    inputs.extend_from_slice(me.key.secret_der());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = built.iter().position(|(k, _)| *k == inputs) {
+        let entry = built.remove(i);
+        let cfg = entry.1.clone();
+        built.push(entry);
+        return Ok(cfg);
+    }
+    let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_root_certificates(roots(ca)?)
         .with_client_auth_cert(me.certs, me.key)
         .map_err(|e| TlsError::Config(format!("dispatcher certificate/key: {e}")))?;
-    Ok(Arc::new(cfg))
+    cfg.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS);
+    let cfg = Arc::new(cfg);
+    built.push((inputs, cfg.clone()));
+    if built.len() > CONFIGS {
+        built.remove(0);
+    }
+    Ok(cfg)
+}
+
+/// Whether the handshake on an accepted stream resumed an earlier session
+/// (its client certificate is then the one of that session).
+pub fn resumed(stream: &ServerStream<TcpStream>) -> bool {
+    stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
 }
 
 /// Agent side: present `me`, require a client certificate signed by `ca`.
+///
+/// Configs built in one process for the same CA share their session
+/// cache, so a reload (SIGHUP) that keeps the CA keeps dispatchers'
+/// sessions resumable; a different CA starts with none, so no session
+/// authenticated under another CA is ever resumed. Every session,
+/// resumed or not, then goes through the trusted-map check.
 pub fn server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc<ServerConfig>, TlsError> {
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let cfg = ServerConfig::builder_with_provider(provider())
+    let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(me.certs, me.key)
         .map_err(|e| TlsError::Config(format!("agent certificate/key: {e}")))?;
+    cfg.session_storage = server_sessions(ca);
     Ok(Arc::new(cfg))
 }
+
+/// The session cache of the agent configs for the CA `ca` in this process.
+fn server_sessions(ca: &[CertificateDer<'static>]) -> Arc<dyn rustls::server::StoresServerSessions> {
+    static BY_CA: std::sync::Mutex<Option<(Vec<u8>, Arc<rustls::server::ServerSessionMemoryCache>)>> =
+        std::sync::Mutex::new(None);
+    let key: Vec<u8> =
+        ca.iter().flat_map(|c| (c.len() as u64).to_be_bytes().into_iter().chain(c.iter().copied())).collect();
+    let mut slot = BY_CA.lock().unwrap_or_else(|p| p.into_inner());
+    match &*slot {
+        Some((k, cache)) if *k == key => cache.clone(),
+        _ => {
+            let cache = rustls::server::ServerSessionMemoryCache::new(SERVER_SESSIONS);
+            *slot = Some((key, cache.clone()));
+            cache
+        }
+    }
+}
+
+/// Sessions an agent keeps for resumption (rustls's default is 256).
+const SERVER_SESSIONS: usize = 1024;
 
 /// HTTPS side of `muster api --tls`: present `me`; a client certificate
 /// signed by `ca` is verified when offered, but not required (bearer
