@@ -86,6 +86,10 @@ fn roots(ca: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
 const SESSIONS: usize = 4096;
 /// Most client configs (CA and dispatcher identity pairs) kept at once.
 const CONFIGS: usize = 8;
+/// Certificates as one comparable byte string (each length-prefixed).
+fn fingerprint<'a>(ders: impl Iterator<Item = &'a CertificateDer<'static>>) -> Vec<u8> {
+    ders.flat_map(|c| (c.len() as u64).to_be_bytes().into_iter().chain(c.iter().copied())).collect()
+}
 
 /// Dispatcher side: present `me`, trust agents signed by `ca`.
 ///
@@ -101,11 +105,7 @@ const CONFIGS: usize = 8;
 pub fn client_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc<ClientConfig>, TlsError> {
     type Built = Vec<(Vec<u8>, Arc<ClientConfig>)>;
     static BUILT: std::sync::Mutex<Built> = std::sync::Mutex::new(Vec::new());
-    let mut inputs = Vec::new();
-    for der in ca.iter().chain(&me.certs) {
-        inputs.extend_from_slice(&(der.len() as u64).to_be_bytes());
-        inputs.extend_from_slice(der);
-    }
+    let mut inputs = fingerprint(ca.iter().chain(&me.certs));
     inputs.extend_from_slice(me.key.secret_der());
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(i) = built.iter().position(|(k, _)| *k == inputs) {
@@ -160,8 +160,7 @@ pub fn server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc
 fn server_sessions(ca: &[CertificateDer<'static>]) -> Arc<dyn rustls::server::StoresServerSessions> {
     static BY_CA: std::sync::Mutex<Option<(Vec<u8>, Arc<rustls::server::ServerSessionMemoryCache>)>> =
         std::sync::Mutex::new(None);
-    let key: Vec<u8> =
-        ca.iter().flat_map(|c| (c.len() as u64).to_be_bytes().into_iter().chain(c.iter().copied())).collect();
+    let key = fingerprint(ca.iter());
     let mut slot = BY_CA.lock().unwrap_or_else(|p| p.into_inner());
     match &*slot {
         Some((k, cache)) if *k == key => cache.clone(),
