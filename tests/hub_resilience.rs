@@ -99,7 +99,8 @@ fn agents_survive_a_redis_restart() {
     }
     f.start_all();
     f.redis.restart();
-    std::thread::sleep(Duration::from_secs(5));
+    // The restarted server has no subscriptions until the agents come back.
+    f.wait_subscribed(3);
     let out = f.run("all", &["--no-discovery", "--expect", "3", "--output", "json"], &["t"]);
     assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), f.log(0));
     assert_eq!(ends(&out).len(), 3);
