@@ -482,22 +482,33 @@ fn an_asynchronous_run_is_collected_from_its_agents_with_get_status() {
 
 /// The API resumes TLS sessions with agents it reached before (rustls
 /// keeps them in the process), and a resumed session is held to the
-/// same checks as a full handshake: once the agent stops trusting the
-/// dispatcher's serial, the resumed session is refused.
+/// same checks as a full handshake: another host at an agent's address is
+/// refused, and once the agent stops trusting the dispatcher's serial,
+/// the resumed session is refused.
 #[test]
 fn resumed_sessions_are_checked_like_full_handshakes() {
-    let f = fleet(1);
+    let f = fleet(2);
     let token = add_token(&f, "ops", &[]);
     let api = start_api(&f, &[]);
-    let run = || {
-        let body = json!({"targets": "web1", "action": "true", "wait": 10}).to_string();
+    let run_on = |targets: &str| {
+        let body = json!({"targets": targets, "action": "true", "wait": 10}).to_string();
         call("POST", &format!("{}/run", api.base), Some(&token), Some(&body))
     };
+    let run = || run_on("web1");
     for _ in 0..2 {
-        let (s, v) = run();
+        let (s, v) = run_on("web[1-2]");
         assert_eq!((s, v["exit"].as_u64()), (200, Some(0)), "{v}");
     }
     wait_for(Duration::from_secs(5), "a resumed session", || f.log(0).contains("resumed a TLS session"));
+    // The agent's name is still checked: with web2's address pointing at
+    // web1, a session for web2 resumed at web1 would run there. It is not:
+    // sessions are kept per agent name, so web1 must show web2's name.
+    let web1 = f.agents[0].addr.to_string();
+    assert!(f.muster(&["agents", "edit", "web2", "--addr", &web1]).status.success());
+    let (s, v) = run_on("web2");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["exit"], 16, "web1 answered for web2: {v}");
+    assert!(v.to_string().contains("names another host"), "{v}");
     // The agent stops trusting this dispatcher (its map names another).
     let map = f.agents[0].dir.join("dispatchers");
     std::fs::write(&map, "abcdef other-dispatcher\n").unwrap();
