@@ -161,3 +161,37 @@ fn a_killed_agent_is_reported_lost_and_its_restart_kills_what_it_left() {
     let text: String = events(&st).iter().filter_map(|e| e["text"].as_str().map(String::from)).collect();
     assert_eq!(text, "begun\n", "the output seen before the agent died is kept");
 }
+
+/// An agent whose log pipe is gone (stderr closed: a log collector that
+/// died) keeps finishing requests and still stops on SIGTERM: a log line
+/// that cannot be written is dropped, not a panic in the task that logged.
+#[test]
+fn an_agent_with_a_dead_log_pipe_finishes_requests_and_stops_on_sigterm() {
+    let mut f = Fleet::new();
+    let s = f.script("hello", "echo hello");
+    let i = f.add("agent4", &[], &[("hello", &s)]);
+    let mut child = std::process::Command::new(BIN)
+        .args(["agent", "serve", "--config"])
+        .arg(f.agents[i].dir.join("agent.toml"))
+        .env("MUSTER_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first log line, then close the pipe for good.
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.take().unwrap()), &mut first).unwrap();
+    assert!(first.contains("listening"), "{first}");
+    f.agents[i].child = Some(child);
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let out = f.run("agent4", &["--output", "json", "--timeout", "20"], &["hello"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert!(t0.elapsed() < Duration::from_secs(10), "the run took {:?}", t0.elapsed());
+        assert!(stdout(&out).contains("hello"), "{}", stdout(&out));
+    }
+    f.signal(i, libc::SIGTERM);
+    let child = f.agents[i].child.as_mut().unwrap();
+    assert!(exited_within(child, Duration::from_secs(10)), "the agent ignored SIGTERM");
+}

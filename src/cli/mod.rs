@@ -672,7 +672,11 @@ pub fn error_text(e: &anyhow::Error) -> String {
 
 fn init_logging(default: tracing::Level) {
     let level = std::env::var("MUSTER_LOG").ok().and_then(|v| v.parse::<tracing::Level>().ok()).unwrap_or(default);
+    // A log line that cannot be written (stderr closed: a dead log pipe)
+    // is dropped; the default would report it with `eprintln!`, which
+    // panics the task that logged, so requests would never end.
     let _ = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_target(false)
