@@ -185,3 +185,28 @@ fn self_check_of_a_hub_only_agent_checks_keys_and_redis_not_certificates() {
     assert_ne!(code(&out), 0);
     assert!(stdout(&out).contains("does not answer"), "{}", stdout(&out));
 }
+
+/// Relative key paths in dispatcher.toml are relative to the state dir,
+/// not to wherever muster is started; a missing key's hint names the
+/// directory the configured path points into.
+#[test]
+fn relative_station_key_paths_follow_the_state_dir() {
+    let mut f = HubFleet::new();
+    let s = f.script("t", "echo fine");
+    f.add("a1", &[], &[("t", &s)], "");
+    f.start_all();
+    let conf = f.state.join("dispatcher.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let with_keys = format!("{text}station_key = \"hub/station.key\"\nnetwork_key = \"hub/network.pub\"\n");
+    std::fs::write(&conf, &with_keys).unwrap();
+    // The test runs from the crate's directory, not from the state dir.
+    assert_ne!(std::env::current_dir().unwrap(), f.state);
+    let out = f.run("all", &["--no-discovery", "--expect", "1", "--output", "json"], &["t"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(ends(&out).len(), 1);
+    std::fs::write(&conf, with_keys.replace("hub/station.key", "keys2/station.key")).unwrap();
+    let out = f.run("all", &["--no-discovery"], &["t"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let want = format!("muster hub keygen station --out {}", f.state.join("keys2").display());
+    assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+}

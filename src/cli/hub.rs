@@ -73,10 +73,18 @@ fn prepare(state: &Path, cfg: &DispatcherConfig, a: &RunArgs) -> Result<Prepared
         None => hub.redis.clone(),
     };
     let hub_dir = state.join("hub");
-    let station_key =
-        keys::load_station_secret(&hub.station_key.clone().unwrap_or_else(|| hub_dir.join("station.key")))
-            .map_err(|e| anyhow!("{e} (create it with `muster hub keygen station --out {}`)", hub_dir.display()))?;
-    let network = keys::load_network_public(&hub.network_key.clone().unwrap_or_else(|| hub_dir.join("network.pub")))
+    // Relative key paths in dispatcher.toml are relative to the state dir
+    // that holds it, wherever muster is started from.
+    let key_path = |set: &Option<std::path::PathBuf>, default: &str| match set {
+        Some(p) => state.join(p),
+        None => hub_dir.join(default),
+    };
+    let station_path = key_path(&hub.station_key, "station.key");
+    let station_key = keys::load_station_secret(&station_path).map_err(|e| {
+        let dir = station_path.parent().unwrap_or(&hub_dir);
+        anyhow!("{e} (create it with `muster hub keygen station --out {}`)", dir.display())
+    })?;
+    let network = keys::load_network_public(&key_path(&hub.network_key, "network.pub"))
         .map_err(|e| anyhow!("{e} (copy the network's public key there)"))?;
     let mut names = a.agents.clone();
     if a.targets.trim() != "all" {

@@ -40,9 +40,11 @@ pub struct StationHub {
     pub channel: Option<String>,
     #[serde(default, deserialize_with = "crate::settings::opt_label")]
     pub identity: Option<String>,
-    /// The station's secret key (`station.key`); default `<state>/hub/station.key`.
+    /// The station's secret key (`station.key`); default
+    /// `<state>/hub/station.key`; a relative path is relative to `<state>`.
     pub station_key: Option<PathBuf>,
-    /// The network public key (`network.pub`); default `<state>/hub/network.pub`.
+    /// The network public key (`network.pub`); default
+    /// `<state>/hub/network.pub`; a relative path is relative to `<state>`.
     pub network_key: Option<PathBuf>,
 }
 
