@@ -213,3 +213,26 @@ fn replies_survive_a_stalled_redis_and_a_dropped_connection() {
     assert_eq!(ends(&out).len(), 1);
     assert!(f.log(0).contains("trying again"), "the dropped push was not retried: {}", f.log(0));
 }
+
+/// A run published while no agent is subscribed (agents coming back after
+/// a failover or a Redis restart) is published again until one is, for up
+/// to 2 s, so it reaches agents that subscribe a moment later.
+#[test]
+fn a_run_nobody_was_subscribed_to_is_published_again() {
+    let mut f = HubFleet::new();
+    let s = f.script("t", "echo fine");
+    f.add("a1", &[], &[("t", &s)], "");
+    let station = f.spawn_run("all", &["--no-discovery", "--expect", "1", "--output", "json"], &["t"]);
+    // Start the agent only once the station has published to nobody.
+    let t0 = Instant::now();
+    while !f.redis.cli(&["INFO", "commandstats"]).contains("cmdstat_publish:calls=") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the station never published");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f.start(0);
+    let out = station.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}\n{}", stderr(&out), f.log(0));
+    let e = ends(&out);
+    assert_eq!(e.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(e["a1"]["state"], "succeeded");
+}

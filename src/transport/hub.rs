@@ -87,8 +87,9 @@ struct HubShared {
 }
 
 impl Sender {
-    /// Seal and publish one order; returns the ephemeral secret it used.
-    async fn publish(&self, conn: &mut Conn, order: Order) -> Result<[u8; 32], Reason> {
+    /// Seal and publish one order; returns the ephemeral secret it used
+    /// and how many subscribers Redis handed it to.
+    async fn publish_counted(&self, conn: &mut Conn, order: Order) -> Result<([u8; 32], i64), Reason> {
         let c = &self.carrier;
         let fresh = Fresh { ephemeral: random()?, nonce: random()? };
         let seq_file = c.seq_file.clone();
@@ -110,15 +111,42 @@ impl Sender {
         };
         let sealed = envelope::seal_command(&c.station_key, &c.network, &cmd, &fresh)
             .map_err(|e| Reason::new("station error", e.to_string()))?;
-        let _: i64 = c
+        let receivers: i64 = c
             .hub
             .publish(&config::requests_topic(&c.channel), &sealed)
             .query_async(conn)
             .await
             .map_err(|e| unreachable(c.hub.describe(), e))?;
-        Ok(fresh.ephemeral)
+        Ok((fresh.ephemeral, receivers))
+    }
+
+    /// Seal and publish one order; returns the ephemeral secret it used.
+    async fn publish(&self, conn: &mut Conn, order: Order) -> Result<[u8; 32], Reason> {
+        self.publish_counted(conn, order).await.map(|(ephemeral, _)| ephemeral)
+    }
+
+    /// Publish a run. When Redis handed it to no subscriber at all (agents
+    /// resubscribing after a failover or a Redis restart, typically within
+    /// a second), publish it again, for up to [`REPUBLISH_FOR`]: no agent
+    /// has it yet, so none runs it twice. Returns the ephemeral secret of
+    /// the last publication, the one replies are sealed for.
+    async fn publish_run(&self, conn: &mut Conn, run: &Run) -> Result<[u8; 32], Reason> {
+        let until = tokio::time::Instant::now() + REPUBLISH_FOR;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let (ephemeral, receivers) = self.publish_counted(conn, Order::Run(run.clone())).await?;
+            if receivers > 0 || tokio::time::Instant::now() + pause > until {
+                return Ok(ephemeral);
+            }
+            tracing::debug!("no agent was subscribed to the channel; publishing again in {pause:?}");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(400));
+        }
     }
 }
+
+/// How long a run nobody was subscribed to is published again.
+const REPUBLISH_FOR: Duration = Duration::from_secs(2);
 
 impl HubCarrier {
     async fn start(&self, run: &Run, scope: &Scope) -> Result<Box<dyn Replies>, OpenError> {
@@ -144,7 +172,7 @@ impl HubCarrier {
             reply_to: config::replies_key(&self.channel, &config::random_hex(16)),
             challenge: random().map_err(OpenError::Unreachable)?,
         };
-        let ephemeral = sender.publish(&mut conn, Order::Run(run.clone())).await.map_err(OpenError::Unreachable)?;
+        let ephemeral = sender.publish_run(&mut conn, run).await.map_err(OpenError::Unreachable)?;
         let rbox = ReplyBox::for_station(&crypto_box::SecretKey::from(ephemeral), &self.network);
         Ok(Box::new(HubReplies {
             conn,
