@@ -142,6 +142,11 @@ fn sentinel_failover_by_command_moves_agents_to_the_new_primary() {
         assert_eq!(e.keys().cloned().collect::<Vec<_>>(), ["g0", "g1", "g2"], "{}", stdout(&out));
         assert!(e.values().all(|v| v["state"] == "succeeded"), "{}", stdout(&out));
     }
+    // A master name no sentinel monitors is named as the mistake.
+    let wrong = format!("redis+sentinel://{}/nosuchmaster", set.addresses().join(","));
+    let out = f.run("all", &["--redis", wrong.as_str(), "--no-discovery"], &["who"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("no sentinel monitors a master named \"nosuchmaster\""), "{}", stderr(&out));
 }
 
 #[test]

@@ -312,7 +312,7 @@ pub struct ServeArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum AgentCmd {
-    /// Serve actions over mutual TLS
+    /// Serve actions over mutual TLS, the Redis hub, or both (as agent.toml says)
     #[command(after_help = help::AGENT_SERVE)]
     Serve(ServeArgs),
     /// Ask a dispatcher for a certificate (pairing on port 7444) and write the agent's directory

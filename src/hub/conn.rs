@@ -199,10 +199,61 @@ impl Hub {
 
     async fn primary(&self, sentinels: &[Node], master: &str, db: i64) -> Result<redis::Client, String> {
         let mut sc = self.sentinel_client(sentinels, master, db)?;
-        tokio::time::timeout(CONNECT * 2, sc.async_get_client())
+        let found = tokio::time::timeout(CONNECT * 2, sc.async_get_client())
             .await
-            .map_err(|_| format!("{}: no sentinel answered in {}s", self.describe, (CONNECT * 2).as_secs()))?
-            .map_err(|e| format!("{}: no primary: {e}", self.describe))
+            .map_err(|_| format!("{}: no sentinel answered in {}s", self.describe, (CONNECT * 2).as_secs()))?;
+        match found {
+            Ok(client) => Ok(client),
+            Err(e) if e.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel => {
+                Err(match self.sentinels_know(sentinels, master).await {
+                    Some(false) => format!(
+                        "{}: no sentinel monitors a master named {master:?}: check the master name (`SENTINEL \
+                         MASTERS` on a sentinel lists the names)",
+                        self.describe
+                    ),
+                    _ => format!(
+                        "{}: the sentinels name no reachable primary for {master:?} right now (a failover may be \
+                         under way)",
+                        self.describe
+                    ),
+                })
+            }
+            Err(e) => Err(format!("{}: no primary: {e}", self.describe)),
+        }
+    }
+
+    /// Whether any sentinel that answers monitors `master`; `None` when
+    /// none answers.
+    async fn sentinels_know(&self, sentinels: &[Node], master: &str) -> Option<bool> {
+        let mut answered = false;
+        for n in sentinels {
+            let Ok(client) = redis::Client::open(redis::ConnectionAddr::Tcp(n.host.clone(), n.port)) else { continue };
+            let cfg = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(CONNECT))
+                .set_response_timeout(Some(CONNECT));
+            let Ok(mut conn) = client.get_multiplexed_async_connection_with_config(&cfg).await else { continue };
+            let addr: redis::RedisResult<Option<Vec<String>>> =
+                redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(master).query_async(&mut conn).await;
+            match addr {
+                Ok(Some(_)) => return Some(true),
+                Ok(None) => answered = true,
+                Err(_) => {}
+            }
+        }
+        answered.then_some(false)
+    }
+
+    /// "cannot reach" this hub, with what to do when a Sentinel primary
+    /// cannot be reached (it may have just failed).
+    fn unreachable(&self, e: impl std::fmt::Display) -> String {
+        match self.deployment {
+            Deployment::Sentinel { .. } => format!(
+                "cannot reach {}: {e} (if the primary has just failed, the sentinels promote a replica within \
+                 seconds: try again)",
+                self.describe
+            ),
+            _ => format!("cannot reach {}: {e}", self.describe),
+        }
     }
 
     fn cluster(&self, response: Option<Duration>) -> ClusterClientBuilder {
@@ -228,7 +279,7 @@ impl Hub {
 
     async fn cluster_conn(&self, b: ClusterClientBuilder) -> Result<ClusterConnection, String> {
         let client = b.build().map_err(|e| format!("bad Cluster settings: {e}"))?;
-        let reach = |e: String| format!("cannot reach {}: {e}", self.describe);
+        let reach = |e: String| self.unreachable(e);
         tokio::time::timeout(CONNECT * 2, client.get_async_connection())
             .await
             .map_err(|_| reach("no seed node answered".into()))?
@@ -247,7 +298,7 @@ impl Hub {
                 ConnectionManager::new_with_config(client, cfg)
                     .await
                     .map(Conn::Managed)
-                    .map_err(|e| format!("cannot reach {}: {e}", self.describe))
+                    .map_err(|e| self.unreachable(e))
             }
             None => self.cluster_conn(self.cluster(Some(RESPONSE_TIMEOUT))).await.map(Conn::Cluster),
         }
@@ -266,7 +317,7 @@ impl Hub {
                     .get_multiplexed_async_connection_with_config(&cfg)
                     .await
                     .map(Conn::Node)
-                    .map_err(|e| format!("cannot reach {}: {e}", self.describe))
+                    .map_err(|e| self.unreachable(e))
             }
             None => self.cluster_conn(self.cluster(response)).await.map(Conn::Cluster),
         }
@@ -280,8 +331,8 @@ impl Hub {
             Some(client) => {
                 let mut pubsub = tokio::time::timeout(CONNECT, client.get_async_pubsub())
                     .await
-                    .map_err(|_| format!("cannot reach {}: no answer in {}s", self.describe, CONNECT.as_secs()))?
-                    .map_err(|e| format!("cannot reach {}: {e}", self.describe))?;
+                    .map_err(|_| self.unreachable(format!("no answer in {}s", CONNECT.as_secs())))?
+                    .map_err(|e| self.unreachable(e))?;
                 pubsub.subscribe(topic).await.map_err(failed)?;
                 Ok(Subscription { inner: Inner::Plain(pubsub.into_on_message()) })
             }
