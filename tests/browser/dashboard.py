@@ -5,7 +5,10 @@ wait until every target's chip says succeeded, save a screenshot.
 usage: dashboard.py BASE_URL TOKEN ACTION EXPECTED_TARGETS SCREENSHOT
 Exit 0 when every check held; otherwise prints what was seen and exits 1.
 """
+import os
+import shutil
 import sys
+import tempfile
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -14,8 +17,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 base, token, action, expected, shot = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+# Chromium's profile and its temporary files go to one directory of ours,
+# removed at the end, so no run leaves anything in /tmp.
+scratch = tempfile.mkdtemp(prefix="muster-browser-")
+os.environ["TMPDIR"] = scratch
 opts = Options()
 opts.binary_location = "/usr/bin/chromium"
+opts.add_argument(f"--user-data-dir={scratch}/profile")
 for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1000"):
     opts.add_argument(a)
 driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
@@ -58,3 +66,4 @@ except Exception as e:  # report what the page showed
     sys.exit(1)
 finally:
     driver.quit()
+    shutil.rmtree(scratch, ignore_errors=True)
