@@ -111,12 +111,17 @@ impl Sender {
         };
         let sealed = envelope::seal_command(&c.station_key, &c.network, &cmd, &fresh)
             .map_err(|e| Reason::new("station error", e.to_string()))?;
-        let receivers: i64 = c
-            .hub
-            .publish(&config::requests_topic(&c.channel), &sealed)
-            .query_async(conn)
-            .await
-            .map_err(|e| unreachable(c.hub.describe(), e))?;
+        let receivers: i64 =
+            c.hub.publish(&config::requests_topic(&c.channel), &sealed).query_async(conn).await.map_err(|e| match e
+                .redirect_node()
+            {
+                // The cluster keeps sending us to a node that does not answer.
+                Some((node, _)) => unreachable(
+                    c.hub.describe(),
+                    format!("the node that owns the channel's hash slot ({node}) does not answer ({e})"),
+                ),
+                None => unreachable(c.hub.describe(), e),
+            })?;
         Ok((fresh.ephemeral, receivers))
     }
 
