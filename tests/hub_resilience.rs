@@ -48,27 +48,8 @@ fn a_killed_agent_holding_a_slot_does_not_block_the_run() {
         f.add(&format!("k{i}"), &[], &[("work", &s)], "");
     }
     f.start_all();
-    let station = std::process::Command::new(common::BIN)
-        .arg("--state-dir")
-        .arg(&f.state)
-        .args([
-            "run",
-            "all",
-            "--via",
-            "hub",
-            "--fanout",
-            "1",
-            "--reply-wait",
-            "8",
-            "--no-discovery",
-            "--output",
-            "json",
-        ])
-        .args(["--", "work"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let opts = ["--fanout", "1", "--reply-wait", "8", "--no-discovery", "--output", "json"];
+    let station = f.spawn_run("all", &opts, &["work"]);
     let t0 = Instant::now();
     while !d.join("holder.pid").exists() {
         assert!(t0.elapsed() < Duration::from_secs(10), "nobody took the slot");
@@ -134,15 +115,8 @@ fn a_waiter_starts_promptly_when_the_slot_is_released() {
         f.add(n, &[], &[("hold", &s)], "");
     }
     f.start_all();
-    let station = std::process::Command::new(common::BIN)
-        .arg("--state-dir")
-        .arg(&f.state)
-        .args(["run", "all", "--via", "hub", "--fanout", "1", "--reply-wait", "20", "--no-discovery"])
-        .args(["--expect", "2", "--output", "json", "--", "hold"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let opts = ["--fanout", "1", "--reply-wait", "20", "--no-discovery", "--expect", "2", "--output", "json"];
+    let station = f.spawn_run("all", &opts, &["hold"]);
     // Wait (with a deadline) until one holds the slot and the other is
     // blocked on the wake list rather than polling.
     let t0 = Instant::now();
@@ -170,15 +144,8 @@ fn replies_survive_a_stalled_redis_and_a_dropped_connection() {
     let s = f.script("t", &format!("touch {}/started; sleep 1; echo fine", d.display()));
     f.add("a1", &[], &[("t", &s)], "");
     f.start_all();
-    let station = std::process::Command::new(common::BIN)
-        .arg("--state-dir")
-        .arg(&f.state)
-        .args(["run", "all", "--via", "hub", "--reply-wait", "30", "--no-discovery"])
-        .args(["--expect", "1", "--output", "json", "--", "t"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let opts = ["--reply-wait", "30", "--no-discovery", "--expect", "1", "--output", "json"];
+    let station = f.spawn_run("all", &opts, &["t"]);
     let t0 = Instant::now();
     while !d.join("started").exists() {
         assert!(t0.elapsed() < Duration::from_secs(15), "the action never started: {}", f.log(0));

@@ -153,32 +153,25 @@ impl HubFleet {
     /// `muster run TARGETS --via hub OPTS -- CMD` in the background, its
     /// output piped (collect it with `wait_with_output`).
     pub fn spawn_run(&self, targets: &str, opts: &[&str], cmd: &[&str]) -> Child {
-        Command::new(BIN)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .args(["run", targets, "--via", "hub"])
-            .args(opts)
-            .arg("--")
-            .args(cmd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        self.run_command(targets, opts, cmd).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
     /// `muster run TARGETS --via hub OPTS -- CMD`
     pub fn run(&self, targets: &str, opts: &[&str], cmd: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--state-dir")
+        self.run_command(targets, opts, cmd).output().unwrap()
+    }
+
+    /// The station's `muster run TARGETS --via hub OPTS -- CMD`, stdin closed.
+    fn run_command(&self, targets: &str, opts: &[&str], cmd: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--state-dir")
             .arg(&self.state)
             .args(["run", targets, "--via", "hub"])
             .args(opts)
             .arg("--")
             .args(cmd)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        c
     }
 }
 
