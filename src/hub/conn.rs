@@ -279,11 +279,10 @@ impl Hub {
 
     async fn cluster_conn(&self, b: ClusterClientBuilder) -> Result<ClusterConnection, String> {
         let client = b.build().map_err(|e| format!("bad Cluster settings: {e}"))?;
-        let reach = |e: String| self.unreachable(e);
         tokio::time::timeout(CONNECT * 2, client.get_async_connection())
             .await
-            .map_err(|_| reach("no seed node answered".into()))?
-            .map_err(|e| reach(e.to_string()))
+            .map_err(|_| self.unreachable("no seed node answered"))?
+            .map_err(|e| self.unreachable(e))
     }
 
     /// A command connection that reconnects by itself (to the same

@@ -146,14 +146,24 @@ pub fn server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result<Arc
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut cfg = ServerConfig::builder_with_provider(provider())
+    let mut cfg = presenting(verifier, me, "agent")?;
+    cfg.session_storage = server_sessions(ca);
+    Ok(Arc::new(cfg))
+}
+
+/// A server config presenting `me` (`who` names it in errors) and
+/// checking client certificates with `verifier`.
+fn presenting(
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    me: Identity,
+    who: &str,
+) -> Result<ServerConfig, TlsError> {
+    ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(me.certs, me.key)
-        .map_err(|e| TlsError::Config(format!("agent certificate/key: {e}")))?;
-    cfg.session_storage = server_sessions(ca);
-    Ok(Arc::new(cfg))
+        .map_err(|e| TlsError::Config(format!("{who} certificate/key: {e}")))
 }
 
 /// The session cache of the agent configs for the CA `ca` in this process.
@@ -183,12 +193,7 @@ pub fn api_server_config(ca: &[CertificateDer<'static>], me: Identity) -> Result
         .allow_unauthenticated()
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    let mut cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(me.certs, me.key)
-        .map_err(|e| TlsError::Config(format!("API certificate/key: {e}")))?;
+    let mut cfg = presenting(verifier, me, "API")?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
