@@ -29,41 +29,8 @@ ulimit -n 65536 2>/dev/null || true
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-redis_pid=""
-stop_agents() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'stop_agents; [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
-
-port=$(( 20000 + RANDOM % 30000 ))
-redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$work" --maxclients 20000 >/dev/null &
-redis_pid=$!
-cli() { redis-cli -p "$port" "$@"; }
-for _ in $(seq 1 100); do cli ping >/dev/null 2>&1 && break; sleep 0.05; done
-url="redis://127.0.0.1:$port"
+. bench/hub-fleet.sh
 info() { cli INFO "$1" | tr -d '\r' | awk -F: -v k="$2" '$1 == k {print $2}'; }
-
-"$BIN" hub keygen station --out "$work/keys" >/dev/null
-"$BIN" hub keygen network --out "$work/keys" >/dev/null
-state=$work/station
-mkdir -p "$state/hub"
-cp "$work/keys/station.key" "$work/keys/network.pub" "$state/hub/"
-printf '[hub]\nurl = "%s"\nchannel = "bench"\n' "$url" >"$state/dispatcher.toml"
-agent_conf() { # name dir
-  mkdir -p "$2"
-  echo "true = /bin/true" >"$2/scripts.conf"
-  printf 'name = "%s"\nstate_dir = "."\ntls = false\n[hub]\nurl = "%s"\nchannel = "bench"\nstation_key = "%s"\nnetwork_key = "%s"\n' \
-    "$1" "$url" "$work/keys/station.pub" "$work/keys/network.key" >"$2/agent.toml"
-}
-subscribers() { cli PUBSUB NUMSUB muster/bench/requests | tail -1; }
-wait_subscribers() {
-  for _ in $(seq 1 1200); do [ "$(subscribers)" -ge "$1" ] && return; sleep 0.1; done
-  echo "only $(subscribers) of $1 subscribed" >&2; exit 1
-}
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # Real agents: what one subscribed agent costs Redis.
@@ -74,7 +41,7 @@ for i in $(seq 0 $((AGENTS - 1))); do
   "$BIN" agent serve --config "$dir/agent.toml" 2>"$dir/log" &
   pids+=($!)
 done
-wait_subscribers "$AGENTS"
+wait_subscribers "$AGENTS" 1200
 # Each agent also opens its command connection right after subscribing.
 for _ in $(seq 1 200); do [ "$(info clients connected_clients)" -ge $((clients0 + 2 * AGENTS)) ] && break; sleep 0.1; done
 sleep 1
@@ -98,7 +65,7 @@ for s in "${SWARMS[@]}"; do
   agent_conf swarm "$work/swarm$s"
   "$BIN" hub swarm --config "$work/swarm$s/agent.toml" --count "$s" 2>"$work/swarm$s/log" &
   pids+=($!)
-  wait_subscribers 1
+  wait_subscribers 1 1200
   sleep 0.5
   "$BIN" --state-dir "$state" run all --via hub --no-discovery --expect "$s" --minimum-wait 120 --output json -- ping >/dev/null 2>&1 || true
   walls=(); cpus=(); peaks=(); ins=(); outs=()

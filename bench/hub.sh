@@ -18,43 +18,7 @@ SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(200 1000)
 ulimit -n 65536 2>/dev/null || true
 command -v redis-server >/dev/null || { echo "needs redis-server (apt-get install redis-server)" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-redis_pid=""
-stop_agents() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-cleanup() {
-  stop_agents
-  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(( 20000 + RANDOM % 30000 ))
-redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --dir "$work" --maxclients 20000 >/dev/null &
-redis_pid=$!
-for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-url="redis://127.0.0.1:$port"
-
-"$BIN" hub keygen station --out "$work/keys" >/dev/null
-"$BIN" hub keygen network --out "$work/keys" >/dev/null
-state=$work/station
-mkdir -p "$state/hub"
-cp "$work/keys/station.key" "$work/keys/network.pub" "$state/hub/"
-printf '[hub]\nurl = "%s"\nchannel = "bench"\n' "$url" > "$state/dispatcher.toml"
-
-agent_conf() { # name dir
-  mkdir -p "$2"
-  echo "true = /bin/true" > "$2/scripts.conf"
-  printf 'name = "%s"\nstate_dir = "."\ntls = false\n[hub]\nurl = "%s"\nchannel = "bench"\nstation_key = "%s"\nnetwork_key = "%s"\n' \
-    "$1" "$url" "$work/keys/station.pub" "$work/keys/network.key" > "$2/agent.toml"
-}
-subscribers() { redis-cli -p "$port" PUBSUB NUMSUB muster/bench/requests | tail -1; }
-wait_subscribers() { for _ in $(seq 1 600); do [ "$(subscribers)" -ge "$1" ] && return; sleep 0.1; done; echo "only $(subscribers) of $1 subscribed" >&2; exit 1; }
+. bench/hub-fleet.sh
 stats() { sort -g | awk '{a[NR]=$1} END {printf "%s %s %s", a[int((NR+1)/2)], a[1], a[NR]}'; }
 child_cpu() { times >"$work/times"; CPU=$(tail -1 "$work/times" | awk '{ s=0; for (i=1;i<=2;i++) { split($i,p,"m"); sub("s","",p[2]); s+=p[1]*60+p[2] } print s }'); }
 proc_cpu() { awk '{print ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
