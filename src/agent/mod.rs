@@ -12,6 +12,7 @@ pub mod builtins;
 pub mod config;
 pub mod files;
 pub mod hub;
+pub mod hub_replies;
 pub mod pki_builtins;
 pub mod request;
 pub mod results;

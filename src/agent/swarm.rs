@@ -6,7 +6,8 @@
 //! throttling (`--fanout`) each identity waits for a run slot as a real
 //! agent does, so a swarm also loads Redis with thousands of waiters.
 
-use super::hub::{push_replies, HubAgent};
+use super::hub::HubAgent;
+use super::hub_replies::push_replies;
 use super::Agent;
 use crate::hub::config;
 use crate::hub::config::AgentHub;
